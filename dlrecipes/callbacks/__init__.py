@@ -1,0 +1,2 @@
+"""Callbacks that Keras lacks. Keras' own (EarlyStopping, ReduceLROnPlateau,
+BackupAndRestore, TerminateOnNaN) are used as they are."""

@@ -1,0 +1,145 @@
+"""The one shared layer-test helper (keras-hub's `run_layer_test`, without
+`keras.src`). Every dlrecipes layer goes through `run_layer_test`.
+
+It checks, in order:
+1. constructor validation did not fire and `get_config` holds every
+   constructor argument; `from_config(get_config())` round-trips;
+2. a symbolic call on `keras.Input` gives `compute_output_shape`;
+3. an eager call on random data gives an output of that shape (and dtype);
+4. one `fit` step of a small functional model around the layer;
+5. `.keras` save then `keras.saving.load_model` (safe_mode on, no
+   custom_objects) gives identical inference outputs;
+6. the layer builds and runs under the `mixed_float16` dtype policy, with a
+   float16 compute dtype and float32 variables.
+"""
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+import dlrecipes  # noqa: F401  (registers the classes used by load_model)
+
+
+def random_input(shape, dtype="float32", seed=0, maxval=10):
+    rng = np.random.default_rng(seed)
+    if "int" in str(dtype):
+        return rng.integers(0, maxval, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def _shape_of(x):
+    return tuple(int(d) for d in keras.ops.shape(x))
+
+
+def run_layer_test(
+    layer_cls,
+    init_kwargs,
+    input_shape,
+    input_dtype="float32",
+    input_maxval=10,
+    call_kwargs=None,
+    expected_output_shape=None,
+    expected_output_dtype="float32",
+    run_training_check=True,
+    run_mixed_precision_check=True,
+    atol=1e-5,
+):
+    """Run the shared checks on one layer configuration.
+
+    Args:
+        layer_cls: the layer class.
+        init_kwargs: constructor arguments.
+        input_shape: full input shape, batch included.
+        input_dtype: dtype of the random input ("int32" for token ids).
+        input_maxval: exclusive upper bound of integer inputs.
+        call_kwargs: extra keyword arguments for `call`.
+        expected_output_shape: full output shape; checked when given.
+        expected_output_dtype: dtype of the output under float32.
+        run_training_check: run one `fit` step.
+        run_mixed_precision_check: build and call under `mixed_float16`.
+        atol: tolerance of the save/load comparison.
+
+    Returns:
+        The output of the eager call (numpy), for further checks.
+    """
+    call_kwargs = call_kwargs or {}
+    x = random_input(input_shape, input_dtype, maxval=input_maxval)
+
+    # 1. Config round trip: every constructor argument is in the config.
+    layer = layer_cls(**init_kwargs)
+    config = layer.get_config()
+    for key in init_kwargs:
+        assert key in config, f"get_config() lacks constructor argument {key!r}"
+    revived = layer_cls.from_config(config)
+    assert revived.get_config() == config, "config does not round-trip"
+
+    # 2. Symbolic call == compute_output_shape.
+    layer = layer_cls(**init_kwargs)
+    sym_in = keras.Input(batch_shape=input_shape, dtype=input_dtype)
+    sym_out = layer(sym_in, **call_kwargs)
+    computed = tuple(layer.compute_output_shape(input_shape))
+    assert tuple(sym_out.shape) == computed, (
+        f"symbolic output {tuple(sym_out.shape)} != compute_output_shape "
+        f"{computed}"
+    )
+    if expected_output_shape is not None:
+        assert computed == tuple(expected_output_shape), (
+            f"output shape {computed} != expected {tuple(expected_output_shape)}"
+        )
+
+    # 3. Eager call.
+    eager_layer = layer_cls(**init_kwargs)
+    out = eager_layer(x, **call_kwargs)
+    assert _shape_of(out) == computed, (
+        f"eager output {_shape_of(out)} != compute_output_shape {computed}"
+    )
+    out_dtype = keras.backend.standardize_dtype(out.dtype)
+    assert out_dtype == expected_output_dtype, (
+        f"output dtype {out_dtype} != {expected_output_dtype}"
+    )
+    assert eager_layer.built
+
+    # 4 and 5. A model around the layer: one fit step, then save and load.
+    inputs = keras.Input(batch_shape=(None,) + tuple(input_shape[1:]),
+                         dtype=input_dtype)
+    outputs = layer_cls(**init_kwargs)(inputs, **call_kwargs)
+    model = keras.Model(inputs, outputs)
+    if run_training_check:
+        model.compile(optimizer="adam", loss="mse")
+        y = random_input(computed, "float32", seed=1)
+        before = [np.array(w) for w in model.trainable_weights]
+        history = model.fit(x, y, batch_size=input_shape[0], epochs=1,
+                            verbose=0)
+        assert np.isfinite(history.history["loss"][0]), "fit loss not finite"
+        after = [np.array(w) for w in model.trainable_weights]
+        if before:
+            assert any(not np.array_equal(a, b) for a, b in zip(after, before)), (
+                "one fit step changed no trainable weight"
+            )
+    expected = keras.ops.convert_to_numpy(model(x, training=False))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path)  # safe_mode=True by default
+    got = keras.ops.convert_to_numpy(loaded(x, training=False))
+    np.testing.assert_allclose(got, expected, atol=atol, rtol=1e-5,
+                               err_msg="outputs differ after .keras reload")
+    assert type(loaded.layers[-1]) is layer_cls
+
+    # 6. Mixed precision.
+    if run_mixed_precision_check:
+        mp_layer = layer_cls(**init_kwargs, dtype="mixed_float16")
+        mp_out = mp_layer(x, **call_kwargs)
+        assert _shape_of(mp_out) == computed
+        assert mp_layer.compute_dtype == "float16"
+        for w in mp_layer.weights:
+            assert keras.backend.standardize_dtype(w.dtype) in (
+                "float32", "int32", "int64", "bool"), (
+                f"variable {w.path} is {w.dtype} under mixed_float16"
+            )
+        if "float" in expected_output_dtype:
+            assert np.all(np.isfinite(keras.ops.convert_to_numpy(
+                keras.ops.cast(mp_out, "float32"))))
+    return keras.ops.convert_to_numpy(out)
