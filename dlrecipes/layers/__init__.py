@@ -1,3 +1,12 @@
 """Reusable Keras 3 layers: `keras.ops` only, registered for serialization."""
 
 # Each module registers its classes with keras.saving on import.
+from dlrecipes.layers.normalization import NORMALIZATIONS, normalization  # noqa: F401,E402
+from dlrecipes.layers.regularization import MCDropout, StochasticDepth  # noqa: F401,E402
+from dlrecipes.layers.conv_norm_act import ConvNormAct  # noqa: F401,E402
+from dlrecipes.layers.residual import ResidualBlock  # noqa: F401,E402
+from dlrecipes.layers.dense_block import DenseBlock  # noqa: F401,E402
+from dlrecipes.layers.tcn import TCN, TemporalBlock  # noqa: F401,E402
+from dlrecipes.layers.transformer import TransformerEncoder  # noqa: F401,E402
+from dlrecipes.layers.position import (  # noqa: F401,E402
+    PositionEmbedding, SinePositionEncoding, TokenAndPositionEmbedding)

@@ -1,0 +1,244 @@
+"""Typed config dataclasses, turned into command-line flags automatically.
+
+A recipe's config is a frozen dataclass that extends `TrainConfig`. Each
+field is declared with `option(default, help, choices=..., min=...)`; the
+CLI turns it into `--field-name VALUE`, a `--config FILE` (TOML or JSON)
+may set the same fields, and flags override the file.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import typing
+
+from dlrecipes.errors import UsageError, choices_message
+from dlrecipes.schedules import SCHEDULES
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam",
+              "adamw")
+INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
+                "lecun_normal", "lecun_uniform", "orthogonal")
+
+
+def option(default, help="", choices=None, min=None, max=None,
+           exclusive_min=False):
+    """A config field with CLI help and validation metadata."""
+    metadata = {"help": help, "choices": choices, "min": min, "max": max,
+                "exclusive_min": exclusive_min}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use a tuple for sequence defaults")
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Fields every recipe shares: the training harness reads these."""
+
+    seed: int = option(0, "random seed (same seed, same result on CPU)", min=0)
+    epochs: int = option(10, "training epochs", min=1)
+    batch_size: int = option(32, "global batch size", min=1)
+    optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = option(1e-3, "peak learning rate", min=0,
+                                  exclusive_min=True)
+    momentum: float = option(0.9, "momentum (momentum, nesterov, rmsprop)",
+                             min=0, max=1)
+    weight_decay: float = option(
+        0.0, "decoupled weight decay (adamw) or L2 factor (others)", min=0)
+    clipnorm: float = option(0.0, "clip gradient norm (0: off)", min=0)
+    schedule: str = option("constant", "learning-rate schedule",
+                           choices=SCHEDULES)
+    warmup_epochs: float = option(0.0, "linear warm-up epochs", min=0)
+    kernel_initializer: str = option("he_normal", "kernel initializer",
+                                     choices=INITIALIZERS)
+    early_stopping: int = option(
+        0, "early-stopping patience in epochs (0: off)", min=0)
+    reduce_lr_patience: int = option(
+        0, "ReduceLROnPlateau patience (0: off; constant schedule only)",
+        min=0)
+    checkpoint: str = option(
+        "best", "model.keras keeps the best epoch by the recipe's "
+        "validation objective, or the last epoch", choices=("best", "last"))
+    mixed_precision: bool = option(False, "mixed precision (bf16/fp16)")
+    jit_compile: str = option("auto", "XLA compilation",
+                              choices=("auto", "on", "off"))
+    distribute: bool = option(False, "data parallelism over local devices")
+    output_dir: str = option("runs", "where run directories are created")
+    verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 line",
+                          min=0, max=2)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _base_type(tp):
+    """int for `int`, `Optional[int]` ...; tuple element type for tuples."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    return tp
+
+
+def _field_types(config_class):
+    hints = typing.get_type_hints(config_class)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)}
+
+
+def _convert(name, tp, value):
+    """Convert and type-check one value (from a flag string or a file)."""
+    tp = _base_type(tp)
+    if typing.get_origin(tp) is tuple:
+        elem = typing.get_args(tp)[0]
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)):
+            raise UsageError(f"--{_flag(name)} expects a list. "
+                             f"Received: {name}={value!r}")
+        return tuple(_convert(name, elem, v) for v in value)
+    try:
+        if tp is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if tp is int:
+            if isinstance(value, bool) or (isinstance(value, float)
+                                           and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if tp is float:
+            if isinstance(value, bool):
+                raise ValueError
+            result = float(value)
+            if not math.isfinite(result):
+                raise ValueError
+            return result
+        if tp is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        kind = {bool: "true or false", int: "an integer",
+                float: "a finite number", str: "a string"}[tp]
+        raise UsageError(f"--{_flag(name)} expects {kind}. "
+                         f"Received: {name}={value!r}") from None
+    raise TypeError(f"unsupported config type {tp} for {name}")
+
+
+def _flag(name):
+    return name.replace("_", "-")
+
+
+def validate(config):
+    """Check choices and ranges of every field; raise UsageError."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        meta = f.metadata
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if meta.get("choices") and v not in meta["choices"]:
+                raise UsageError(
+                    f"--{_flag(f.name)}: "
+                    + choices_message(f.name.replace("_", " "), v,
+                                      meta["choices"]))
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            lo, hi = meta.get("min"), meta.get("max")
+            if lo is not None and (v < lo or (meta.get("exclusive_min")
+                                              and v == lo)):
+                bound = f"> {lo}" if meta.get("exclusive_min") else f">= {lo}"
+                raise UsageError(f"--{_flag(f.name)} must be {bound}. "
+                                 f"Received: {f.name}={v}")
+            if hi is not None and v > hi:
+                raise UsageError(f"--{_flag(f.name)} must be <= {hi}. "
+                                 f"Received: {f.name}={v}")
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+    return config
+
+
+def load_config_file(path):
+    """Read a TOML or JSON config file into a dict."""
+    if not os.path.isfile(path):
+        raise UsageError(f"config file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if path.endswith(".toml"):
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UsageError(f"cannot read config file {path}: {first}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a table/object of "
+                         f"fields. Received: {type(data).__name__}")
+    return data
+
+
+def config_from_dict(config_class, values, source="config"):
+    """Build and validate a config from a dict; unknown keys are errors."""
+    types = _field_types(config_class)
+    unknown = sorted(set(values) - set(types))
+    if unknown:
+        raise UsageError(f"unknown field {unknown[0]!r} in {source}; valid "
+                         f"fields: {', '.join(types)}")
+    converted = {k: _convert(k, types[k], v) for k, v in values.items()}
+    return validate(config_class(**converted))
+
+
+def add_config_arguments(parser, config_class):
+    """Add one `--flag` per config field (defaults suppressed)."""
+    types = _field_types(config_class)
+    group = parser.add_argument_group("recipe options")
+    for f in dataclasses.fields(config_class):
+        tp = _base_type(types[f.name])
+        meta = f.metadata
+        default = f.default
+        help_text = meta.get("help", "")
+        if meta.get("choices"):
+            help_text += f" {{{', '.join(map(str, meta['choices']))}}}"
+        help_text += f" (default: {default!r})"
+        if tp is bool:
+            group.add_argument(f"--{_flag(f.name)}", dest=f.name,
+                               nargs="?", const="true", default=argparse.SUPPRESS,
+                               metavar="BOOL", help=help_text)
+            group.add_argument(f"--no-{_flag(f.name)}", dest=f.name,
+                               action="store_const", const="false",
+                               default=argparse.SUPPRESS,
+                               help=argparse.SUPPRESS)
+        else:
+            group.add_argument(f"--{_flag(f.name)}", dest=f.name,
+                               default=argparse.SUPPRESS,
+                               metavar=f.name.upper(), help=help_text)
+    parser.add_argument("--config", dest="config_file", default=None,
+                        metavar="FILE",
+                        help="TOML or JSON file of fields; flags override it")
+
+
+def resolve_config(config_class, namespace):
+    """defaults <- --config file <- flags, then validate."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    values = {}
+    config_file = getattr(namespace, "config_file", None)
+    if config_file:
+        values.update(load_config_file(config_file))
+        values.pop("recipe", None)  # written by runs for the reader's benefit
+    values.update({k: v for k, v in vars(namespace).items() if k in names})
+    return config_from_dict(config_class, values,
+                            source=config_file or "flags")

@@ -1,0 +1,106 @@
+"""The harness' own bookkeeping callbacks (run-directory files).
+
+These write the run directory and are not meant for reuse in user models,
+so they live here rather than in `dlrecipes.callbacks`.
+"""
+
+import csv
+import io
+import json
+import math
+import os
+
+import keras
+import numpy as np
+
+from dlrecipes.training.rundir import atomic_write_json, atomic_write_text
+
+
+def current_learning_rate(optimizer):
+    lr = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(lr))
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Writes `history.csv` atomically after every epoch, resume-safe.
+
+    On resume, rows of epochs at or after the epoch training restarts from
+    are dropped, so a crash between the CSV write and the backup never
+    leaves a duplicate or a missing row. Also logs the learning rate.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+        self.rows = []
+
+    def on_train_begin(self, logs=None):
+        self.rows = []
+        if os.path.isfile(self.path):
+            with open(self.path, newline="") as f:
+                self.rows = list(csv.DictReader(f))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rows = [r for r in self.rows if int(r["epoch"]) < epoch]
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = current_learning_rate(self.model.optimizer)
+        row = {"epoch": epoch}
+        row.update({k: float(np.asarray(v)) for k, v in logs.items()})
+        self.rows.append(row)
+        self._write()
+
+    def _write(self):
+        keys = []
+        for row in self.rows:
+            keys += [k for k in row if k not in keys]
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buf.getvalue())
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the best model to `model.keras` atomically (write, then rename).
+
+    The best score so far lives in `best.json`, so a resumed run keeps
+    comparing against the score from before the interruption.
+    """
+
+    def __init__(self, path, monitor, mode):
+        super().__init__()
+        self.path = path
+        self.monitor = monitor
+        self.mode = mode
+        self.state_path = os.path.join(os.path.dirname(path), "best.json")
+        self.best = None
+        self.best_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.best, self.best_epoch = None, None
+        if os.path.isfile(self.state_path) and os.path.isfile(self.path):
+            with open(self.state_path) as f:
+                state = json.load(f)
+            self.best, self.best_epoch = state["best"], state["epoch"]
+
+    def _improved(self, value):
+        if self.best is None:
+            return True
+        return value < self.best if self.mode == "min" else value > self.best
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value = epoch if self.monitor == "epoch" else logs.get(self.monitor)
+        if value is None:  # no validation data: keep the last epoch
+            value = float(-epoch) if self.mode == "min" else float(epoch)
+        value = float(np.asarray(value))
+        if math.isnan(value) or not self._improved(value):
+            return
+        tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
+        self.model.save(tmp)
+        os.replace(tmp, self.path)
+        self.best, self.best_epoch = value, epoch
+        atomic_write_json(self.state_path, {"best": value, "epoch": epoch,
+                                            "monitor": self.monitor})

@@ -1,0 +1,300 @@
+"""The shared fit loop: config -> compile -> callbacks -> fit -> evaluate ->
+run directory. Every recipe goes through `run_recipe`."""
+
+import dataclasses
+import importlib.util
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+
+import keras
+import numpy as np
+
+from dlrecipes.errors import UsageError
+from dlrecipes.training import plots
+from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
+from dlrecipes.training.optimizers import make_optimizer
+from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
+                                       unlock)
+
+
+@dataclasses.dataclass
+class Data:
+    """What a recipe's `load_data` returns.
+
+    `train`, `val` and `test` are `(x, y)` tuples of arrays (fed to `fit`
+    with `batch_size`) or batched iterables (`tf.data.Dataset`,
+    `keras.utils.PyDataset`). `info` carries recipe-specific extras.
+    """
+
+    train: object
+    val: object
+    test: object
+    input_shape: tuple
+    num_classes: int = None
+    class_names: tuple = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def num_examples(self, split):
+        part = getattr(self, split)
+        if isinstance(part, tuple):
+            return len(part[1])
+        n = self.info.get(f"num_{split}")
+        return n
+
+
+@dataclasses.dataclass
+class RunResult:
+    run_dir: str
+    metrics: dict
+    model: object
+    history: list
+
+
+def devices():
+    from dlrecipes._quiet import quiet_native_stderr
+
+    try:
+        with quiet_native_stderr():
+            return list(keras.distribution.list_devices())
+    except Exception:  # backend without a distribution library
+        return ["cpu:0"]
+
+
+def has_accelerator():
+    return any(not d.lower().startswith("cpu") for d in devices())
+
+
+def set_precision(config):
+    """Set the global dtype policy; returns the policy name in force."""
+    if not config.mixed_precision:
+        keras.config.set_dtype_policy("float32")
+        return "float32"
+    if not has_accelerator():
+        warnings.warn("--mixed-precision: no GPU/TPU found; mixed precision "
+                      "is slower on CPU, training in float32.", stacklevel=2)
+        keras.config.set_dtype_policy("float32")
+        return "float32"
+    policy = "mixed_bfloat16" if _supports_bf16() else "mixed_float16"
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+def _supports_bf16():
+    """bf16 needs compute capability >= 8.0 (Ampere) on NVIDIA GPUs."""
+    backend = keras.backend.backend()
+    try:
+        if backend == "jax":
+            import jax
+
+            kind = jax.devices()[0].device_kind.lower()
+            return not any(old in kind for old in ("v100", "t4", "p100"))
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            cc = tf.config.experimental.get_device_details(gpus[0]).get(
+                "compute_capability", (0, 0))
+            return tuple(cc) >= (8, 0)
+        if backend == "torch":
+            import torch
+
+            return torch.cuda.is_bf16_supported()
+    except Exception:
+        return False
+    return False
+
+
+class _Distribution:
+    """A context for building and compiling under data parallelism."""
+
+    def __init__(self, enabled):
+        self.strategy = None
+        self.num_replicas = 1
+        devs = devices()
+        if not enabled:
+            return
+        if len(devs) < 2:
+            warnings.warn(f"--distribute: only one device ({devs[0]}); "
+                          "training on one.", stacklevel=2)
+            return
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            self.strategy = tf.distribute.MirroredStrategy()
+            self.num_replicas = self.strategy.num_replicas_in_sync
+        elif backend == "jax":
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(devices=devs))
+            self.num_replicas = len(devs)
+        else:
+            warnings.warn(f"--distribute is not supported under {backend}; "
+                          "training on one device.", stacklevel=2)
+
+    def scope(self):
+        if self.strategy is not None:
+            return self.strategy.scope()
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def close(self):
+        if keras.backend.backend() == "jax" and self.num_replicas > 1:
+            keras.distribution.set_distribution(None)
+
+
+def _steps_per_epoch(data, config):
+    n = data.num_examples("train")
+    if n:
+        return max(1, math.ceil(n / config.batch_size))
+    try:
+        return max(1, len(data.train))
+    except TypeError:
+        return 1
+
+
+def _fit_args(part, config):
+    if isinstance(part, tuple):
+        return {"x": part[0], "y": part[1], "batch_size": config.batch_size}
+    return {"x": part}
+
+
+def _jit(config):
+    return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
+
+
+def _callbacks(config, run_dir, monitor, mode):
+    cbs = [
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    if config.early_stopping:
+        cbs.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=mode, patience=config.early_stopping,
+            restore_best_weights=False))
+    if config.reduce_lr_patience:
+        if config.schedule != "constant":
+            raise UsageError("--reduce-lr-patience needs --schedule constant; "
+                             f"Received: schedule={config.schedule}")
+        cbs.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
+    cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
+    if config.checkpoint == "last":
+        monitor, mode = "epoch", "max"
+    best = BestCheckpoint(os.path.join(run_dir, "model.keras"), monitor, mode)
+    cbs.append(best)
+    if importlib.util.find_spec("tensorflow") is not None:
+        cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+    return cbs, best
+
+
+def _scalar(v):
+    return float(np.asarray(v))
+
+
+def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
+    """Train, evaluate and save one run of `recipe` with `config`.
+
+    Args:
+        recipe: a registered `Recipe`.
+        config: the recipe's config dataclass instance (validated).
+        data: optional pre-loaded `Data` (the tuner passes its own).
+        resume: reuse the newest unfinished run directory of the same
+            config, continuing from its backup.
+
+    Returns:
+        `RunResult(run_dir, metrics, model, history)`.
+    """
+    started = time.time()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    policy = set_precision(config)
+    if data is None:
+        data = recipe.load_data(config)
+
+    run_dir, resumed = create_run_dir(config.output_dir, recipe.name,
+                                      config.to_dict(), resume=resume)
+    if resumed and config.verbose:
+        print(f"Resuming interrupted run in {run_dir}")
+    monitor, mode = recipe.objective
+    if data.val is None:
+        monitor = monitor.replace("val_", "")
+    dist = _Distribution(config.distribute)
+    try:
+        steps = _steps_per_epoch(data, config)
+        with dist.scope():
+            model = recipe.build_model(config, data)
+            model.compile(optimizer=make_optimizer(config, steps),
+                          jit_compile=_jit(config),
+                          **recipe.compile_kwargs(config, data))
+        callbacks, best = _callbacks(config, run_dir, monitor, mode)
+        val = data.val
+        val_arg = None if val is None else (
+            val if not isinstance(val, tuple) else (val[0], val[1]))
+        fit_kwargs = _fit_args(data.train, config)
+        if isinstance(data.train, tuple):
+            fit_kwargs["shuffle"] = True
+        fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
+                          callbacks=callbacks, verbose=config.verbose)
+        custom_fit = getattr(recipe.module, "fit", None)
+        if custom_fit is not None:
+            # e.g. transfer learning's two phases; it recompiles with
+            # `make_optimizer(config, steps)` as it needs.
+            custom_fit(model, config, data, steps, fit_kwargs)
+        else:
+            model.fit(**fit_kwargs)
+        rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
+        if not rows:
+            raise RuntimeError("training produced no epoch")
+        if os.path.isfile(os.path.join(run_dir, "model.keras")):
+            model = keras.saving.load_model(
+                os.path.join(run_dir, "model.keras"))
+        test_logs = model.evaluate(verbose=0, return_dict=True,
+                                   **_fit_args(data.test, config))
+        metrics = {f"test_{k}": _scalar(v) for k, v in test_logs.items()}
+        metrics.update(recipe.report(model, data, run_dir, config) or {})
+        plots.curves(rows, os.path.join(run_dir, "curves.png"))
+        metrics.update({
+            "recipe": recipe.name,
+            "params": int(model.count_params()),
+            "epochs_run": len(rows),
+            "best_epoch": best.best_epoch,
+            "monitor": monitor,
+            "wall_time_s": round(time.time() - started, 2),
+            "resumed": resumed,
+            "backend": keras.backend.backend(),
+            "devices": devices(),
+            "replicas": dist.num_replicas,
+            "dtype_policy": policy,
+            "keras_version": keras.__version__,
+            "python": platform.python_version(),
+            "seed": config.seed,
+        })
+        atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    finally:
+        dist.close()
+        unlock(run_dir)
+    if print_summary and config.verbose:
+        print_run_summary(run_dir, metrics)
+    return RunResult(run_dir, metrics, model, rows)
+
+
+def print_run_summary(run_dir, metrics, file=None):
+    file = file or sys.stdout
+    keys = [k for k in metrics if k.startswith("test_")]
+    keys += ["params", "epochs_run", "best_epoch", "wall_time_s", "backend",
+             "dtype_policy"]
+    width = max(len(k) for k in keys)
+    print("", file=file)
+    print(f"{'metric'.ljust(width)}  value", file=file)
+    print(f"{'-' * width}  -----", file=file)
+    for k in keys:
+        v = metrics.get(k)
+        text = f"{v:.4f}" if isinstance(v, float) and k.startswith("test_") \
+            else str(v)
+        print(f"{k.ljust(width)}  {text}", file=file)
+    print(f"\nrun directory: {run_dir}", file=file)

@@ -1,0 +1,82 @@
+"""Plots of a run: learning curves (train vs validation, learning rate)."""
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from dlrecipes.training.rundir import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig, path):
+    """Save a matplotlib figure atomically as PNG and close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def curves(rows, path):
+    """Loss and metric curves (train vs validation) and the learning rate."""
+    keys = [k for k in rows[0] if k != "epoch" and not k.startswith("val_")
+            and k != "learning_rate"] if rows else []
+    panels = keys + (["learning_rate"] if rows and "learning_rate" in rows[0]
+                     else [])
+    fig, axes = plt.subplots(1, max(1, len(panels)),
+                             figsize=(4 * max(1, len(panels)), 3.2))
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for ax, key in zip(axes, panels):
+        ax.plot(epochs, [float(r[key]) for r in rows], label="train"
+                if key != "learning_rate" else key)
+        if f"val_{key}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{key}"]) for r in rows],
+                    label="validation")
+        ax.set_title(key)
+        ax.set_xlabel("epoch")
+        ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def confusion_matrix(cm, class_names, path):
+    """A confusion matrix (rows: true class, columns: predicted)."""
+    n = len(cm)
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2),) * 2)
+    ax.imshow(cm, cmap="Blues")
+    if n <= 30:
+        ax.set_xticks(range(n), class_names, rotation=90)
+        ax.set_yticks(range(n), class_names)
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, int(cm[i, j]), ha="center", va="center",
+                            fontsize=7,
+                            color="white" if cm[i, j] > cm.max() / 2
+                            else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def image_grid(images, titles, path, cols=6):
+    """A grid of images with titles (e.g. misclassified test examples)."""
+    import numpy as np
+
+    count = max(1, len(images))
+    rows = (count + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows))
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    for ax, img, title in zip(np.ravel(axes), images, titles):
+        img = np.asarray(img, dtype="float32")
+        img = (img - img.min()) / max(1e-8, float(img.max() - img.min()))
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray")
+        ax.set_title(title, fontsize=8)
+    if not len(images):
+        np.ravel(axes)[0].set_title("no errors", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,3 @@
+"""One module per task; importing this package registers every recipe."""
+
+from recipes import image_classification  # noqa: F401

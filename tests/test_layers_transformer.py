@@ -1,0 +1,387 @@
+"""Tests of `TransformerEncoder` and the position layers: shared layer checks,
+a numpy reference forward pass, causal / padding / Keras masks, and the
+closed-form sinusoidal encoding."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlrecipes.layers import (PositionEmbedding, SinePositionEncoding,
+                              TokenAndPositionEmbedding, TransformerEncoder)
+from layer_testing import run_layer_test
+
+pytestmark = pytest.mark.backends
+
+
+def _np(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _random(shape, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(
+        "float32")
+
+
+# --- shared layer checks -----------------------------------------------------
+
+@pytest.mark.parametrize("init_kwargs", [
+    dict(num_heads=2, intermediate_dim=16),
+    dict(num_heads=4, intermediate_dim=8, dropout=0.0, activation="relu",
+         norm_first=True, causal=True, use_bias=False,
+         kernel_initializer="he_normal", layer_norm_epsilon=1e-6),
+])
+def test_transformer_encoder_layer(init_kwargs):
+    run_layer_test(TransformerEncoder, init_kwargs, (2, 16, 8),
+                   expected_output_shape=(2, 16, 8))
+
+
+def test_sine_position_encoding_layer():
+    run_layer_test(SinePositionEncoding, dict(max_wavelength=1000),
+                   (2, 16, 8), expected_output_shape=(2, 16, 8),
+                   run_training_check=False)
+
+
+def test_position_embedding_layer():
+    run_layer_test(PositionEmbedding, dict(sequence_length=20), (2, 16, 8),
+                   expected_output_shape=(2, 16, 8))
+
+
+def test_token_and_position_embedding_layer():
+    run_layer_test(TokenAndPositionEmbedding,
+                   dict(vocabulary_size=10, sequence_length=16,
+                        embedding_dim=8, mask_zero=True),
+                   (2, 16), input_dtype="int32", input_maxval=10,
+                   expected_output_shape=(2, 16, 8))
+
+
+# --- numpy reference forward pass --------------------------------------------
+
+def _layer_norm(x, norm):
+    gamma, beta = (_np(w) for w in (norm.gamma, norm.beta))
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
+
+
+def _reference(layer, x, padding_mask=None):
+    """The encoder's math in numpy, from the layer's own weights."""
+    heads = layer.num_heads
+    head_dim = x.shape[-1] // heads
+    h = x.astype("float64")
+    a = _layer_norm(h, layer._attention_norm) if layer.norm_first else h
+    qkv = np.einsum("btd,dsnh->btsnh", a, _np(layer._qkv.kernel))
+    if layer.use_bias:
+        qkv = qkv + _np(layer._qkv.bias)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    logits = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(head_dim)
+    t = x.shape[1]
+    allowed = np.ones((x.shape[0], 1, t, t), bool)
+    if layer.causal:
+        allowed &= np.tril(np.ones((t, t), bool))[None, None]
+    if padding_mask is not None:
+        allowed &= padding_mask.astype(bool)[:, None, None, :]
+    logits = np.where(allowed, logits, -np.inf)
+    probs = np.exp(logits - logits.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    o = np.einsum("bnts,bsnh->btnh", probs, v)
+    o = np.einsum("btnh,nhd->btd", o, _np(layer._attention_output.kernel))
+    if layer.use_bias:
+        o = o + _np(layer._attention_output.bias)
+    h = h + o
+    if not layer.norm_first:
+        h = _layer_norm(h, layer._attention_norm)
+    f = _layer_norm(h, layer._ffn_norm) if layer.norm_first else h
+    f = f @ _np(layer._ffn_intermediate.kernel)
+    if layer.use_bias:
+        f = f + _np(layer._ffn_intermediate.bias)
+    f = np.maximum(f, 0.0)  # relu
+    f = f @ _np(layer._ffn_output.kernel)
+    if layer.use_bias:
+        f = f + _np(layer._ffn_output.bias)
+    h = h + f
+    if not layer.norm_first:
+        h = _layer_norm(h, layer._ffn_norm)
+    return h
+
+
+def _randomize_weights(layer, seed=5):
+    # Non-trivial layer-norm scales and biases, so the test sees them.
+    rng = np.random.default_rng(seed)
+    layer.set_weights([
+        (0.5 * rng.standard_normal(w.shape) + (1.0 if "gamma" in w.path else 0))
+        .astype("float32") for w in layer.weights])
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("use_padding", [False, True])
+def test_matches_numpy_reference(norm_first, causal, use_padding):
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=12, dropout=0.0,
+                               activation="relu", norm_first=norm_first,
+                               causal=causal)
+    x = _random((2, 7, 8), seed=1)
+    padding = None
+    if use_padding:
+        padding = np.array([[1] * 7, [1] * 4 + [0] * 3], "int32")
+    layer(x)
+    _randomize_weights(layer)
+    out = _np(layer(x, padding_mask=padding))
+    expected = _reference(layer, x, padding)
+    if use_padding:  # only real positions are specified
+        np.testing.assert_allclose(out[1, :4], expected[1, :4], atol=1e-4)
+        np.testing.assert_allclose(out[0], expected[0], atol=1e-4)
+    else:
+        np.testing.assert_allclose(out, expected, atol=1e-4)
+
+
+def test_parameter_count_matches_multi_head_attention_block():
+    hidden, heads, inter = 16, 4, 32
+    layer = TransformerEncoder(num_heads=heads, intermediate_dim=inter)
+    layer.build((None, 10, hidden))
+    inputs = keras.Input((10, hidden))
+    x = keras.layers.MultiHeadAttention(heads, hidden // heads)(inputs, inputs)
+    x = keras.layers.LayerNormalization()(x + inputs)
+    y = keras.layers.Dense(inter)(x)
+    y = keras.layers.Dense(hidden)(y)
+    y = keras.layers.LayerNormalization()(x + y)
+    plain = keras.Model(inputs, y)
+    assert layer.count_params() == plain.count_params()
+
+
+# --- masks ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("with_padding_mask", [False, True])
+def test_causal_outputs_ignore_future_inputs(with_padding_mask):
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16, dropout=0.0,
+                               causal=True)
+    x = _random((2, 12, 8), seed=2)
+    # An all-ones padding mask takes the combined-mask path instead of
+    # `is_causal=True`.
+    kwargs = ({"padding_mask": np.ones((2, 12), bool)}
+              if with_padding_mask else {})
+    base = _np(layer(x, **kwargs))
+    for t0 in (0, 5, 10):
+        changed = x.copy()
+        changed[:, t0 + 1:] = _random(changed[:, t0 + 1:].shape, seed=t0)
+        out = _np(layer(changed, **kwargs))
+        np.testing.assert_allclose(out[:, :t0 + 1], base[:, :t0 + 1],
+                                   atol=1e-5)
+        assert not np.allclose(out[:, t0 + 1], base[:, t0 + 1], atol=1e-3)
+
+
+def test_non_causal_outputs_see_future_inputs():
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16, dropout=0.0)
+    x = _random((1, 12, 8), seed=3)
+    changed = x.copy()
+    changed[:, 8:] += 1.0
+    assert not np.allclose(_np(layer(changed))[:, 0], _np(layer(x))[:, 0],
+                           atol=1e-3)
+
+
+def _pad(rows, length, seed):
+    """Stack (len_i, dim) rows into (batch, length, dim) with random padding."""
+    rng = np.random.default_rng(seed)
+    dim = rows[0].shape[-1]
+    x = rng.standard_normal((len(rows), length, dim)).astype("float32") * 5
+    mask = np.zeros((len(rows), length), "int32")
+    for i, row in enumerate(rows):
+        x[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return x, mask
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("causal", [False, True])
+def test_padding_never_changes_real_positions(norm_first, causal):
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16, dropout=0.0,
+                               norm_first=norm_first, causal=causal)
+    rows = [_random((6, 8), seed=10), _random((9, 8), seed=11)]
+    # Reference: each row alone, unpadded, no mask.
+    alone = [_np(layer(row[None]))[0] for row in rows]
+    for length, seed, mask_dtype in ((10, 0, "int32"), (16, 1, "bool")):
+        x, mask = _pad(rows, length, seed)
+        out = _np(layer(x, padding_mask=mask.astype(mask_dtype)))
+        for i, row in enumerate(rows):
+            np.testing.assert_allclose(out[i, :len(row)], alone[i],
+                                       atol=1e-5)
+    if not causal:
+        # Without the mask the padding leaks in (the test can fail). Causal
+        # attention needs no mask for trailing padding.
+        x, _ = _pad(rows, 16, 2)
+        assert not np.allclose(_np(layer(x))[0, :6], alone[0], atol=1e-3)
+
+
+def test_attention_mask_restricts_attention():
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16, dropout=0.0)
+    x = _random((2, 6, 8), seed=4)
+    # Each token attends only to itself: tokens become independent.
+    eye = np.broadcast_to(np.eye(6, dtype=bool), (2, 6, 6))
+    base = _np(layer(x, attention_mask=eye))
+    changed = x.copy()
+    changed[:, 3:] += 2.0
+    out = _np(layer(changed, attention_mask=eye))
+    np.testing.assert_allclose(out[:, :3], base[:, :3], atol=1e-5)
+    # A full attention mask equal to the padding mask gives the same result.
+    padding = np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], "int32")
+    full = np.broadcast_to(padding[:, None, :], (2, 6, 6))
+    np.testing.assert_allclose(_np(layer(x, attention_mask=full)),
+                               _np(layer(x, padding_mask=padding)), atol=1e-5)
+
+
+def _token_model(mask_zero, causal=False):
+    ids = keras.Input((None,), dtype="int32")
+    x = TokenAndPositionEmbedding(20, 16, 8, mask_zero=mask_zero,
+                                  embeddings_initializer="glorot_uniform")(ids)
+    x = TransformerEncoder(num_heads=2, intermediate_dim=16, dropout=0.0,
+                           causal=causal)(x)
+    pooled = keras.layers.GlobalAveragePooling1D()(x)  # uses the Keras mask
+    return keras.Model(ids, [x, pooled])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_keras_mask_from_token_embedding(causal):
+    model = _token_model(mask_zero=True, causal=causal)
+    real = [np.array([3, 7, 1, 9, 4]), np.array([5, 2, 8, 8, 6, 1, 2, 3])]
+    alone = [[_np(o)[0] for o in model(r[None].astype("int32"))]
+             for r in real]
+    for length in (10, 16):
+        ids = np.zeros((2, length), "int32")
+        for i, r in enumerate(real):
+            ids[i, :len(r)] = r
+        seq, pooled = (_np(o) for o in model(ids))
+        for i, r in enumerate(real):
+            np.testing.assert_allclose(seq[i, :len(r)], alone[i][0],
+                                       atol=1e-5)
+            # The mask reached the pooling: mean over real steps only.
+            np.testing.assert_allclose(pooled[i], alone[i][1], atol=1e-5)
+    # Without mask_zero the padding tokens change the real positions.
+    unmasked = _token_model(mask_zero=False, causal=causal)
+    unmasked.set_weights(model.get_weights())
+    ids = np.zeros((1, 16), "int32")
+    ids[0, :5] = real[0]
+    seq, _ = unmasked(ids)
+    if causal:  # causal: real tokens come first, so padding cannot leak
+        np.testing.assert_allclose(_np(seq)[0, :5], alone[0][0], atol=1e-5)
+    else:
+        assert not np.allclose(_np(seq)[0, :5], alone[0][0], atol=1e-3)
+
+
+def test_token_embedding_compute_mask():
+    layer = TokenAndPositionEmbedding(10, 8, 4)
+    ids = np.array([[1, 2, 0, 0], [3, 0, 0, 0]], "int32")
+    np.testing.assert_array_equal(_np(layer.compute_mask(ids)), ids != 0)
+    assert TokenAndPositionEmbedding(10, 8, 4, mask_zero=False).compute_mask(
+        ids) is None
+
+
+def test_token_and_position_is_sum_of_embeddings():
+    layer = TokenAndPositionEmbedding(10, 8, 4)
+    ids = np.array([[1, 2, 0, 5], [3, 9, 4, 0]], "int32")
+    out = _np(layer(ids))
+    tokens = _np(layer._token_embedding.embeddings)
+    positions = _np(layer._position_embedding.embeddings)
+    np.testing.assert_allclose(out, tokens[ids] + positions[None, :4],
+                               atol=1e-6)
+
+
+# --- position encodings ----------------------------------------------------------
+
+@pytest.mark.parametrize("max_wavelength", [10000, 100])
+def test_sine_position_encoding_closed_form(max_wavelength):
+    dim = 6
+    layer = SinePositionEncoding(max_wavelength=max_wavelength)
+    out = _np(layer(np.zeros((2, 20, dim), "float32")))
+    assert out.shape == (2, 20, dim)
+    for pos in (0, 1, 7, 19):
+        for i in range(dim // 2):
+            angle = pos / max_wavelength ** (2 * i / dim)
+            assert out[1, pos, 2 * i] == pytest.approx(np.sin(angle), abs=1e-5)
+            assert out[1, pos, 2 * i + 1] == pytest.approx(np.cos(angle),
+                                                           abs=1e-5)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_sine_position_encoding_start_index():
+    layer = SinePositionEncoding()
+    full = _np(layer(np.zeros((1, 12, 8), "float32")))
+    tail = _np(layer(np.zeros((1, 4, 8), "float32"), start_index=8))
+    np.testing.assert_allclose(tail, full[:, 8:], atol=1e-5)
+
+
+def test_position_embedding_slices_shorter_inputs():
+    layer = PositionEmbedding(sequence_length=16)
+    layer(np.zeros((2, 16, 4), "float32"))
+    table = _np(layer.embeddings)
+    out = _np(layer(np.ones((3, 10, 4), "float32")))
+    assert out.shape == (3, 10, 4)
+    for b in range(3):
+        np.testing.assert_allclose(out[b], table[:10], atol=0)
+    with pytest.raises(ValueError, match="sequence_length"):
+        PositionEmbedding(sequence_length=8)(np.zeros((1, 9, 4), "float32"))
+
+
+# --- validation ------------------------------------------------------------------
+
+@pytest.mark.parametrize("cls, kwargs, received", [
+    (TransformerEncoder, dict(num_heads=0, intermediate_dim=8),
+     "num_heads=0"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=-1),
+     "intermediate_dim=-1"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=8, dropout=1.5),
+     "dropout=1.5"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=8,
+                              activation="nope"), "activation='nope'"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=8,
+                              layer_norm_epsilon=0), "layer_norm_epsilon=0"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=8,
+                              causal="yes"), "causal='yes'"),
+    (TransformerEncoder, dict(num_heads=2, intermediate_dim=8,
+                              flash_attention="auto"),
+     "flash_attention='auto'"),
+    (SinePositionEncoding, dict(max_wavelength=0), "max_wavelength=0"),
+    (PositionEmbedding, dict(sequence_length=0), "sequence_length=0"),
+    (PositionEmbedding, dict(sequence_length=4, initializer="nope"),
+     "initializer='nope'"),
+    (TokenAndPositionEmbedding, dict(vocabulary_size=0, sequence_length=4,
+                                     embedding_dim=4), "vocabulary_size=0"),
+    (TokenAndPositionEmbedding, dict(vocabulary_size=4, sequence_length=4,
+                                     embedding_dim=4, mask_zero=None),
+     "mask_zero=None"),
+])
+def test_invalid_arguments(cls, kwargs, received):
+    with pytest.raises(ValueError,
+                       match=re.escape(f"Received: {received}") + "$"):
+        cls(**kwargs)
+
+
+def test_hidden_not_divisible_by_heads():
+    layer = TransformerEncoder(num_heads=3, intermediate_dim=8)
+    with pytest.raises(ValueError, match=re.escape("Received: num_heads=3")):
+        layer(np.zeros((2, 5, 8), "float32"))
+
+
+# --- property-based shapes -------------------------------------------------------
+
+@settings(max_examples=10, deadline=None)
+@given(batch=st.integers(1, 3), length=st.integers(1, 12),
+       num_heads=st.integers(1, 4), head_dim=st.integers(1, 4),
+       intermediate_dim=st.integers(1, 16), norm_first=st.booleans(),
+       causal=st.booleans(), use_padding=st.booleans())
+def test_transformer_shapes_property(batch, length, num_heads, head_dim,
+                                     intermediate_dim, norm_first, causal,
+                                     use_padding):
+    layer = TransformerEncoder(num_heads=num_heads,
+                               intermediate_dim=intermediate_dim,
+                               norm_first=norm_first, causal=causal)
+    x = _random((batch, length, num_heads * head_dim))
+    kwargs = {}
+    if use_padding:
+        lengths = np.random.default_rng(length).integers(1, length + 1, batch)
+        kwargs["padding_mask"] = np.arange(length)[None] < lengths[:, None]
+    out = _np(layer(x, **kwargs))
+    assert out.shape == tuple(layer.compute_output_shape(x.shape)) == x.shape
+    assert np.all(np.isfinite(out))
