@@ -328,7 +328,7 @@ def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
             lr,
             steps_override(
                 "decay_steps",
-                lambda: max(1, horizon("(or `decay_steps`)") // 3),
+                lambda: max(1, math.ceil(horizon("(or `decay_steps`)") / 3)),
             ),
             overrides.get("decay_rate", 0.1),
             staircase=True,

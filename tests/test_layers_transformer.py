@@ -367,9 +367,10 @@ def test_hidden_not_divisible_by_heads():
 # --- property-based shapes -------------------------------------------------------
 
 @settings(max_examples=10, deadline=None)
-@given(batch=st.integers(1, 3), length=st.integers(1, 12),
-       num_heads=st.integers(1, 4), head_dim=st.integers(1, 4),
-       intermediate_dim=st.integers(1, 16), norm_first=st.booleans(),
+# Few distinct sizes: JAX compiles each eager op once per shape.
+@given(batch=st.integers(1, 2), length=st.sampled_from([1, 5, 8]),
+       num_heads=st.sampled_from([1, 2, 4]), head_dim=st.sampled_from([2, 3]),
+       intermediate_dim=st.sampled_from([4, 8]), norm_first=st.booleans(),
        causal=st.booleans(), use_padding=st.booleans())
 def test_transformer_shapes_property(batch, length, num_heads, head_dim,
                                      intermediate_dim, norm_first, causal,

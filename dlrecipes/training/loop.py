@@ -183,8 +183,6 @@ def _callbacks(config, run_dir, monitor, mode):
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
     cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
-    if config.checkpoint == "last":
-        monitor, mode = "epoch", "max"
     best = BestCheckpoint(os.path.join(run_dir, "model.keras"), monitor, mode)
     cbs.append(best)
     if importlib.util.find_spec("tensorflow") is not None:
@@ -238,15 +236,9 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         fit_kwargs = _fit_args(data.train, config)
         if isinstance(data.train, tuple):
             fit_kwargs["shuffle"] = True
-        fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
-                          callbacks=callbacks, verbose=config.verbose)
-        custom_fit = getattr(recipe.module, "fit", None)
-        if custom_fit is not None:
-            # e.g. transfer learning's two phases; it recompiles with
-            # `make_optimizer(config, steps)` as it needs.
-            custom_fit(model, config, data, steps, fit_kwargs)
-        else:
-            model.fit(**fit_kwargs)
+        model.fit(epochs=config.epochs, validation_data=val_arg,
+                            callbacks=callbacks, verbose=config.verbose,
+                            **fit_kwargs)
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
         if not rows:
             raise RuntimeError("training produced no epoch")
