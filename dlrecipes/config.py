@@ -57,6 +57,9 @@ class TrainConfig:
     reduce_lr_patience: int = option(
         0, "ReduceLROnPlateau patience (0: off; constant schedule only)",
         min=0)
+    checkpoint: str = option(
+        "best", "model.keras keeps the best epoch by the recipe's "
+        "validation objective, or the last epoch", choices=("best", "last"))
     mixed_precision: bool = option(False, "mixed precision (bf16/fp16)")
     jit_compile: str = option("auto", "XLA compilation",
                               choices=("auto", "on", "off"))

@@ -65,6 +65,10 @@ def register_recipe(name):
     """Class decorator that registers a recipe's config dataclass under `name`."""
 
     def decorator(config_class):
+        if config_class.__module__ == "__main__":
+            # `python -m recipes.x`: the CLI imports `recipes.x` properly and
+            # registers it there; registering `__main__` too would clash.
+            return config_class
         if name in _RECIPES:
             raise ValueError(
                 f"recipe {name!r} is already registered by "

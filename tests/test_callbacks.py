@@ -349,7 +349,8 @@ def test_update_ratio_validation_and_config():
                   callbacks=[UpdateRatioMonitor(layers=["nope"])])
     cb = UpdateRatioMonitor(low=1e-5, high=1e-1, log_every=3, layers=["out"],
                             window="epoch", verbose=2)
-    assert UpdateRatioMonitor.from_config(cb.get_config()).get_config() == cb.get_config()
+    restored = UpdateRatioMonitor.from_config(cb.get_config())
+    assert restored.get_config() == cb.get_config()
     config = keras.saving.serialize_keras_object(cb)
     assert config["registered_name"] == "dlrecipes>UpdateRatioMonitor"
 
@@ -376,13 +377,16 @@ def test_activation_stats_match_numpy(tmp_path):
         hidden = _relu(probe.astype(np.float64) @ w1 + b1)
         out = hidden @ w2 + b2  # Dropout is the identity at inference
         for name, a in (("hidden", hidden), ("drop", hidden), ("out", out)):
-            for key, value in ((f"act_mean/{name}", a.mean()), (f"act_std/{name}", a.std())):
+            for key, value in (
+                (f"act_mean/{name}", a.mean()), (f"act_std/{name}", a.std())
+            ):
                 np.testing.assert_allclose(stats.history[key][i], value, rtol=1e-5)
                 np.testing.assert_allclose(history.history[key][i], value, rtol=1e-5)
     assert stats.history["act_std/hidden"][0] != stats.history["act_std/hidden"][1]
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    assert float(rows[0]["act_mean/out"]) == pytest.approx(stats.history["act_mean/out"][0])
+    first = float(rows[0]["act_mean/out"])
+    assert first == pytest.approx(stats.history["act_mean/out"][0])
     assert rows[1]["act_mean/out"] == "NA"
 
 

@@ -369,12 +369,13 @@ def test_hidden_not_divisible_by_heads():
 @settings(max_examples=10, deadline=None)
 # Few distinct sizes: JAX compiles each eager op once per shape.
 @given(batch=st.integers(1, 2), length=st.sampled_from([1, 5, 8]),
-       num_heads=st.sampled_from([1, 2, 4]), head_dim=st.sampled_from([2, 3]),
+       heads_and_dim=st.sampled_from([(1, 6), (2, 4), (4, 2)]),
        intermediate_dim=st.sampled_from([4, 8]), norm_first=st.booleans(),
        causal=st.booleans(), use_padding=st.booleans())
-def test_transformer_shapes_property(batch, length, num_heads, head_dim,
+def test_transformer_shapes_property(batch, length, heads_and_dim,
                                      intermediate_dim, norm_first, causal,
                                      use_padding):
+    num_heads, head_dim = heads_and_dim
     layer = TransformerEncoder(num_heads=num_heads,
                                intermediate_dim=intermediate_dim,
                                norm_first=norm_first, causal=causal)

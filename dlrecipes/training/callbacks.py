@@ -92,7 +92,7 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        value = logs.get(self.monitor)
+        value = epoch if self.monitor == "epoch" else logs.get(self.monitor)
         if value is None:  # no validation data: keep the last epoch
             value = float(-epoch) if self.mode == "min" else float(epoch)
         value = float(np.asarray(value))

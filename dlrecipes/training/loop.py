@@ -183,6 +183,8 @@ def _callbacks(config, run_dir, monitor, mode):
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
     cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
+    if config.checkpoint == "last":
+        monitor, mode = "epoch", "max"
     best = BestCheckpoint(os.path.join(run_dir, "model.keras"), monitor, mode)
     cbs.append(best)
     if importlib.util.find_spec("tensorflow") is not None:
@@ -192,6 +194,18 @@ def _callbacks(config, run_dir, monitor, mode):
 
 def _scalar(v):
     return float(np.asarray(v))
+
+
+def build_compiled_model(recipe, config, data):
+    """The recipe's model compiled with the config's optimizer, schedule and
+    XLA setting: exactly what `run_recipe` trains (and what a tuning trial
+    builds). Returns (model, steps_per_epoch)."""
+    steps = _steps_per_epoch(data, config)
+    model = recipe.build_model(config, data)
+    model.compile(optimizer=make_optimizer(config, steps),
+                  jit_compile=_jit(config),
+                  **recipe.compile_kwargs(config, data))
+    return model, steps
 
 
 def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
@@ -223,12 +237,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         monitor = monitor.replace("val_", "")
     dist = _Distribution(config.distribute)
     try:
-        steps = _steps_per_epoch(data, config)
         with dist.scope():
-            model = recipe.build_model(config, data)
-            model.compile(optimizer=make_optimizer(config, steps),
-                          jit_compile=_jit(config),
-                          **recipe.compile_kwargs(config, data))
+            model, steps = build_compiled_model(recipe, config, data)
         callbacks, best = _callbacks(config, run_dir, monitor, mode)
         val = data.val
         val_arg = None if val is None else (
@@ -236,9 +246,15 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         fit_kwargs = _fit_args(data.train, config)
         if isinstance(data.train, tuple):
             fit_kwargs["shuffle"] = True
-        model.fit(epochs=config.epochs, validation_data=val_arg,
-                            callbacks=callbacks, verbose=config.verbose,
-                            **fit_kwargs)
+        fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
+                          callbacks=callbacks, verbose=config.verbose)
+        custom_fit = getattr(recipe.module, "fit", None)
+        if custom_fit is not None:
+            # e.g. transfer learning's two phases; it recompiles with
+            # `make_optimizer(config, steps)` as it needs.
+            custom_fit(model, config, data, steps, fit_kwargs)
+        else:
+            model.fit(**fit_kwargs)
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
         if not rows:
             raise RuntimeError("training produced no epoch")

@@ -1,0 +1,330 @@
+"""Univariate time series: embedded series, CSV columns, windows, baselines.
+
+Everything here is numpy (no TensorFlow), so forecasting runs under every
+Keras backend. The pieces, in the order a forecasting run uses them:
+
+1. a `Series` from `load_sunspots()`, `load_co2()` or `load_csv(...)`;
+2. `split_points(n)`: chronological train / validation / test boundaries;
+3. `Scaler.fit(values[:train_end])`: statistics of the training part only;
+4. `make_windows(...)`: `(inputs, targets, origins)` per split;
+5. baselines on the test windows: `persistence`, `seasonal_naive`,
+   `LinearAR` (least squares on the training windows), and `errors`.
+
+Window convention: a window with origin `t` has the inputs
+`values[t - lookback:t]` and the targets `values[t:t + horizon]` (the next
+`horizon` values). A window belongs to the split that holds all of its
+targets. Training windows lie wholly inside the training part (inputs and
+targets); the first validation and test windows take their inputs from
+the values just before their split, which are observed history at forecast
+time, so every step of the validation and test parts is forecast.
+"""
+
+import csv
+import dataclasses
+import math
+import os
+
+import numpy as np
+
+from dlrecipes.errors import UsageError
+
+_MISSING = ("", "na", "nan", "n/a", "null", "none", "-", "?")
+
+
+@dataclasses.dataclass
+class Series:
+    """A univariate series: float64 `values`, `time` labels, metadata."""
+
+    name: str
+    values: np.ndarray
+    time: np.ndarray
+    season: int = 1
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __len__(self):
+        return len(self.values)
+
+
+# ----------------------------------------------------------------- loading
+
+
+def load_sunspots():
+    """Yearly mean sunspot numbers 1700-2008 (309 values, statsmodels).
+
+    Season 11: the solar cycle is about 11 years long.
+    """
+    from statsmodels.datasets import sunspots
+
+    frame = sunspots.load_pandas().data
+    return Series("sunspots", frame["SUNACTIVITY"].to_numpy("float64"),
+                  frame["YEAR"].to_numpy("int64"), season=11,
+                  info={"frequency": "yearly"})
+
+
+def load_co2():
+    """Weekly atmospheric CO2 at Mauna Loa, March 1958 - December 2001
+    (2,284 weeks, ppm, statsmodels). Season 52 (weeks in a year).
+
+    59 weeks are missing; they stay NaN here. `interpolate_gaps` fills them
+    within each split (see its docstring), which a forecasting run does
+    after it knows the split.
+    """
+    from statsmodels.datasets import co2
+
+    frame = co2.load_pandas().data
+    time = np.array([d.strftime("%Y-%m-%d") for d in frame.index])
+    values = frame["co2"].to_numpy("float64")
+    return Series("co2", values, time, season=52,
+                  info={"frequency": "weekly",
+                        "missing": int(np.isnan(values).sum())})
+
+
+def interpolate_gaps(values, boundaries):
+    """Fill NaNs by linear interpolation inside each segment.
+
+    `boundaries` (e.g. `(train_end, val_end)`) cut `values` into segments
+    that are filled independently, so no filled value borrows a value from
+    a later split. Gaps at a segment's edge take the nearest value of the
+    same segment.
+
+    Returns:
+        A new float64 array; the input is not modified.
+    """
+    values = np.array(values, dtype="float64")
+    edges = [0, *boundaries, len(values)]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        part = values[lo:hi]
+        known = np.flatnonzero(~np.isnan(part))
+        if len(known) == 0:
+            raise UsageError(f"no values between positions {lo} and {hi}; "
+                             "cannot fill the missing values of this part")
+        missing = np.flatnonzero(np.isnan(part))
+        part[missing] = np.interp(missing, known, part[known])
+    return values
+
+
+def _is_missing(text):
+    return text.strip().lower() in _MISSING
+
+
+def load_csv(path, column="", time_column=""):
+    """One numeric column of a CSV file with a header row.
+
+    Args:
+        path: the CSV file.
+        column: the value column; "" picks the only column that is not
+            `time_column`.
+        time_column: optional column of time labels (kept as strings).
+
+    Raises:
+        UsageError: the file is missing or unreadable, a column does not
+            exist, or a value is missing or not a finite number (the message
+            names the line of the file, the header being line 1).
+    """
+    where = f"--dataset csv:{path}"
+    if not os.path.isfile(path):
+        raise UsageError(f"{where}: file not found")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise UsageError(f"{where}: cannot read the file "
+                         f"({str(e).splitlines()[0] if str(e) else e!r})"
+                         ) from None
+    if not rows or not any(h.strip() for h in rows[0]):
+        raise UsageError(f"{where}: the file is empty; expected a header "
+                         "row and one value per line")
+    header = [h.strip() for h in rows[0]]
+    if time_column and time_column not in header:
+        raise UsageError(f"{where}: no time column {time_column!r}; columns: "
+                         f"{', '.join(header)}. "
+                         f"Received: time_column={time_column!r}")
+    if not column:
+        candidates = [h for h in header if h != time_column]
+        if len(candidates) != 1:
+            raise UsageError(f"{where}: pass --column, one of: "
+                             f"{', '.join(candidates)}")
+        column = candidates[0]
+    if column not in header:
+        raise UsageError(f"{where}: no column {column!r}; columns: "
+                         f"{', '.join(header)}. Received: column={column!r}")
+    col = header.index(column)
+    tcol = header.index(time_column) if time_column else None
+    values, times = [], []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row or not any(cell.strip() for cell in row):
+            continue  # blank line (e.g. at the end of the file)
+        cell = row[col] if col < len(row) else ""
+        if _is_missing(cell):
+            raise UsageError(f"{where}: missing value in column {column!r} "
+                             f"at line {line}")
+        try:
+            value = float(cell)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value):
+            raise UsageError(f"{where}: non-numeric value {cell.strip()!r} "
+                             f"in column {column!r} at line {line}")
+        values.append(value)
+        if tcol is not None:
+            times.append(row[tcol].strip() if tcol < len(row) else "")
+    if not values:
+        raise UsageError(f"{where}: column {column!r} has no values")
+    time = np.array(times) if tcol is not None else np.arange(len(values))
+    return Series(f"csv:{os.path.basename(path)}",
+                  np.asarray(values, dtype="float64"), time, season=1,
+                  info={"path": path, "column": column,
+                        "time_column": time_column})
+
+
+# --------------------------------------------------------- split and scale
+
+
+def split_points(n, val_fraction=0.1, test_fraction=0.2):
+    """Chronological split of `n` steps: `(train_end, val_end)`.
+
+    The last `round(test_fraction * n)` steps are the test part, the
+    `round(val_fraction * n)` before them validation, the rest training.
+    """
+    n_test = int(round(test_fraction * n))
+    n_val = int(round(val_fraction * n))
+    return n - n_val - n_test, n - n_test
+
+
+def min_length(lookback, horizon, val_fraction=0.1, test_fraction=0.2):
+    """Fewest steps for at least one window in every split."""
+    n = lookback + horizon
+    while True:
+        train_end, val_end = split_points(n, val_fraction, test_fraction)
+        if (train_end >= lookback + horizon
+                and (val_fraction == 0 or val_end - train_end >= horizon)
+                and n - val_end >= horizon):
+            return n
+        n += 1
+
+
+class Scaler:
+    """Standardization `(x - mean) / scale`, fitted on training values."""
+
+    def __init__(self, mean=0.0, scale=1.0):
+        self.mean = float(mean)
+        self.scale = float(scale)
+
+    @classmethod
+    def fit(cls, values):
+        values = np.asarray(values, dtype="float64")
+        scale = float(values.std())
+        return cls(values.mean(), scale if scale > 0 else 1.0)
+
+    def transform(self, values):
+        return (np.asarray(values, dtype="float64") - self.mean) / self.scale
+
+    def inverse_transform(self, values):
+        return np.asarray(values, dtype="float64") * self.scale + self.mean
+
+    def to_dict(self):
+        return {"mean": self.mean, "scale": self.scale}
+
+
+# ----------------------------------------------------------------- windows
+
+
+def make_windows(values, lookback, horizon, first_origin, end):
+    """Windows whose targets lie in `[first_origin, end)`.
+
+    Args:
+        values: 1-D array.
+        lookback: input steps per window.
+        horizon: target steps per window (the next `horizon` values).
+        first_origin: the first target step allowed; origins before
+            `lookback` are skipped (they lack a full input window).
+        end: one past the last target step allowed.
+
+    Returns:
+        `(inputs, targets, origins)`: `(n, lookback)`, `(n, horizon)` and
+        `(n,)` arrays; window `i` has inputs `values[o - lookback:o]` and
+        targets `values[o:o + horizon]` with `o = origins[i]`.
+    """
+    values = np.asarray(values)
+    start = max(int(first_origin), int(lookback))
+    origins = np.arange(start, int(end) - horizon + 1)
+    if len(origins) == 0:
+        return (np.zeros((0, lookback), values.dtype),
+                np.zeros((0, horizon), values.dtype), origins)
+    view = np.lib.stride_tricks.sliding_window_view(values, lookback + horizon)
+    windows = view[origins - lookback]  # (n, lookback + horizon)
+    return (np.ascontiguousarray(windows[:, :lookback]),
+            np.ascontiguousarray(windows[:, lookback:]), origins)
+
+
+def split_windows(values, lookback, horizon, train_end, val_end):
+    """`{"train": ..., "val": ..., "test": ...}` of `make_windows` triples.
+
+    Training windows lie inside `[0, train_end)`; validation targets inside
+    `[train_end, val_end)`; test targets inside `[val_end, len(values))`.
+    """
+    n = len(values)
+    return {
+        "train": make_windows(values, lookback, horizon, 0, train_end),
+        "val": make_windows(values, lookback, horizon, train_end, val_end),
+        "test": make_windows(values, lookback, horizon, val_end, n),
+    }
+
+
+# --------------------------------------------------------------- baselines
+
+
+def persistence(inputs, horizon):
+    """The last input value, for every step of the horizon: `(n, horizon)`."""
+    inputs = np.asarray(inputs)
+    return np.repeat(inputs[:, -1:], horizon, axis=1)
+
+
+def seasonal_naive(values, origins, horizon, season):
+    """The value one season before each target: `(n, horizon)`.
+
+    Target `o + h` (h = 0 .. horizon - 1) is forecast by
+    `values[o + h - season * k]` with `k = ceil((h + 1) / season)`, the
+    latest same-phase value observed before the origin `o`. With
+    `season=1` this is persistence.
+    """
+    values = np.asarray(values)
+    origins = np.asarray(origins)
+    steps = np.arange(horizon)
+    back = season * ((steps + season) // season)  # season * ceil((h+1)/s)
+    index = origins[:, None] + steps[None, :] - back[None, :]
+    if len(index) and index.min() < 0:
+        raise ValueError(
+            f"`season` reaches before the start of the series for origin "
+            f"{int(origins.min())}. Received: season={season}")
+    return values[index]
+
+
+class LinearAR:
+    """Direct linear autoregression: least squares from the `lookback`
+    inputs (plus an intercept) to each of the `horizon` targets."""
+
+    def __init__(self, coef=None):
+        self.coef = coef  # (lookback + 1, horizon)
+
+    @staticmethod
+    def _design(inputs):
+        inputs = np.asarray(inputs, dtype="float64")
+        return np.concatenate([inputs, np.ones((len(inputs), 1))], axis=1)
+
+    def fit(self, inputs, targets):
+        self.coef, *_ = np.linalg.lstsq(self._design(inputs),
+                                        np.asarray(targets, "float64"),
+                                        rcond=None)
+        return self
+
+    def predict(self, inputs):
+        return self._design(inputs) @ self.coef
+
+
+def errors(predictions, targets):
+    """`{"mae": ..., "rmse": ...}` over every window and horizon step."""
+    diff = (np.asarray(predictions, "float64")
+            - np.asarray(targets, "float64"))
+    return {"mae": float(np.mean(np.abs(diff))),
+            "rmse": float(np.sqrt(np.mean(diff ** 2)))}

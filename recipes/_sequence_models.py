@@ -1,0 +1,132 @@
+"""Sequence encoders shared by the forecasting, sequence- and
+text-classification recipes (not a recipe: it registers nothing).
+
+`sequence_encoder(x, ...)` maps a `(batch, time, channels)` tensor to a
+`(batch, features)` tensor with one of the `ENCODERS`, built from Keras
+layers and `dlrecipes.layers` (TCN, TransformerEncoder, position
+encodings); the recipes add their own inputs and heads.
+"""
+
+import keras
+
+from dlrecipes.layers import (TCN, PositionEmbedding, SinePositionEncoding,
+                              TransformerEncoder)
+
+ENCODERS = ("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn", "transformer")
+
+
+def auto_dilations(length, kernel_size):
+    """Powers of two (1, 2, 4 ...) until a TCN's receptive field covers
+    `length` steps."""
+    dilations = [1]
+    while 1 + 2 * (kernel_size - 1) * sum(dilations) < length:
+        dilations.append(2 * dilations[-1])
+    return tuple(dilations)
+
+
+def tcn_layer(units, kernel_size, dilations, dropout=0.0, kernel_initializer=
+              "he_normal", name="tcn"):
+    """The recipes' TCN: causal, last step out, skip connections, layer norm."""
+    return TCN(filters=units, kernel_size=kernel_size,
+               dilations=tuple(dilations), dropout=dropout, norm="layer",
+               return_sequences=False, causal=True,
+               kernel_initializer=kernel_initializer, name=name)
+
+
+def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
+                     kernel_size=3, dilations=(1, 2, 4), num_heads=2,
+                     causal=False, position="sine",
+                     kernel_initializer="he_normal"):
+    """Encode `x` `(batch, time, channels)` into `(batch, features)`.
+
+    Args:
+        x: a symbolic Keras tensor `(batch, time, channels)`; it may carry a
+            Keras mask (text), which the recurrent and transformer
+            encoders use.
+        model: one of `ENCODERS`.
+        units: width: dense units, RNN units (per direction), conv filters,
+            transformer hidden size.
+        num_layers: stacked layers (TCN: one TCN, of `len(dilations)`
+            residual blocks).
+        dropout: dropout rate between layers.
+        kernel_size: kernel length of `cnn1d` and `tcn`.
+        dilations: the TCN's dilation rates.
+        num_heads: attention heads of `transformer`.
+        causal: `transformer` attends to the past only and the encoding is
+            the last step (forecasting); otherwise the mean over the
+            (unmasked) steps. `cnn1d` pads causally.
+        position: `transformer` only: "sine" (`SinePositionEncoding`),
+            "learned" (`PositionEmbedding`) or "none" (the input already
+            holds positions, e.g. `TokenAndPositionEmbedding`).
+        kernel_initializer: initializer of the dense and conv kernels
+            (recurrent layers keep Keras' defaults).
+
+    Returns:
+        A symbolic tensor `(batch, features)`.
+    """
+    init = kernel_initializer
+    if model == "dense":
+        x = keras.layers.Flatten(name="flatten")(x)
+        for i in range(num_layers):
+            x = keras.layers.Dense(units, activation="relu",
+                                   kernel_initializer=init,
+                                   name=f"dense_{i}")(x)
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+        return x
+    if model in ("lstm", "gru", "bilstm"):
+        rnn = keras.layers.GRU if model == "gru" else keras.layers.LSTM
+        for i in range(num_layers):
+            last = i == num_layers - 1
+            layer = rnn(units, return_sequences=not last, name=f"{model}_{i}")
+            if model == "bilstm":
+                layer = keras.layers.Bidirectional(layer, name=f"bilstm_{i}")
+            x = layer(x)  # (batch, time, units) or (batch, units) at last
+            x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+        return x
+    if model == "cnn1d":
+        padding = "causal" if causal else "same"
+        for i in range(num_layers):
+            x = keras.layers.Conv1D(units, kernel_size, padding=padding,
+                                    activation="relu",
+                                    kernel_initializer=init,
+                                    name=f"conv_{i}")(x)
+        x = keras.layers.GlobalMaxPooling1D(name="max_pool")(x)
+        return keras.layers.Dropout(dropout, name="dropout")(x)
+    if model == "tcn":
+        x = tcn_layer(units, kernel_size, dilations, dropout=dropout,
+                      kernel_initializer=init)(x)  # (batch, units)
+        return x
+    if model == "transformer":
+        if position != "none":
+            x = keras.layers.Dense(units, kernel_initializer="glorot_uniform",
+                                   name="projection")(x)  # (b, time, units)
+            if position == "learned":
+                positions = PositionEmbedding(x.shape[1],
+                                              name="position_embedding")(x)
+            else:
+                positions = SinePositionEncoding(name="position_encoding")(x)
+            x = keras.layers.Add(name="add_position")([x, positions])
+        for i in range(num_layers):
+            x = TransformerEncoder(num_heads=num_heads,
+                                   intermediate_dim=2 * x.shape[-1],
+                                   dropout=dropout, causal=causal,
+                                   name=f"transformer_{i}")(x)
+        if causal:
+            return LastStep(name="last_step")(x)  # (batch, units)
+        return keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    raise ValueError(f"`model` must be one of {', '.join(ENCODERS)}. "
+                     f"Received: model={model!r}")
+
+
+@keras.saving.register_keras_serializable(package="dlrecipes_recipes")
+class LastStep(keras.layers.Layer):
+    """The last time step: `(batch, time, channels)` -> `(batch, channels)`.
+
+    (A layer rather than a slice so saved models need no `Lambda`.)
+    """
+
+    def call(self, inputs):
+        return inputs[:, -1, :]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
