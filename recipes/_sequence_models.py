@@ -112,21 +112,8 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
                                    dropout=dropout, causal=causal,
                                    name=f"transformer_{i}")(x)
         if causal:
-            return LastStep(name="last_step")(x)  # (batch, units)
+            return x[:, -1, :]  # (batch, units): the step that saw it all
         return keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
     raise ValueError(f"`model` must be one of {', '.join(ENCODERS)}. "
                      f"Received: model={model!r}")
 
-
-@keras.saving.register_keras_serializable(package="dlrecipes_recipes")
-class LastStep(keras.layers.Layer):
-    """The last time step: `(batch, time, channels)` -> `(batch, channels)`.
-
-    (A layer rather than a slice so saved models need no `Lambda`.)
-    """
-
-    def call(self, inputs):
-        return inputs[:, -1, :]
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[-1])
