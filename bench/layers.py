@@ -4,8 +4,9 @@ For each of `ResidualBlock`, `TCN` and `TransformerEncoder`, two small models
 with the same parameter count are built: one with the dlrecipes layer, one
 written inline with plain `keras.layers` (for the transformer:
 `MultiHeadAttention` + `LayerNormalization` + a `Dense` feed-forward
-network). Each is compiled (`jit_compile="auto"`: XLA where the backend
-supports it) and timed with `train_on_batch` on random data, the median over
+network). Each is compiled (`--jit auto` by default: XLA where Keras enables
+it, i.e. JAX always and TensorFlow on GPU; `--jit true` forces XLA) and
+timed with `train_on_batch` on random data, the median over
 `--steps` steps after a warm-up.
 
     python -m bench.layers                    # default shapes, 50 steps
@@ -41,7 +42,7 @@ SHAPES = {
 }
 
 
-# --- the models ------------------------------------------------------------------
+# --- the models --------------------------------------------------------------
 
 def _residual_models(s):
     """Two basic post-activation ResNet blocks (the second one projects)."""
@@ -155,11 +156,11 @@ BENCHES = {
 }
 
 
-# --- timing ----------------------------------------------------------------------
+# --- timing ------------------------------------------------------------------
 
-def time_train_step(model, x, y, steps, warmup):
+def time_train_step(model, x, y, steps, warmup, jit_compile="auto"):
     """Median seconds of one compiled `train_on_batch` step."""
-    model.compile(optimizer="adam", loss="mse", jit_compile="auto")
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
     for _ in range(warmup):
         model.train_on_batch(x, y)
     times = []
@@ -170,7 +171,7 @@ def time_train_step(model, x, y, steps, warmup):
     return statistics.median(times)
 
 
-def run(names, shapes, steps, warmup, seed=0):
+def run(names, shapes, steps, warmup, jit_compile="auto", seed=0):
     """Rows (name, params, ours ms, plain ms, jit) for each benchmark."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -189,15 +190,15 @@ def run(names, shapes, steps, warmup, seed=0):
             "float32")
         y = rng.standard_normal((shapes["batch"],) + out_shape).astype(
             "float32")
-        ours_s = time_train_step(ours, x, y, steps, warmup)
-        plain_s = time_train_step(plain, x, y, steps, warmup)
+        ours_s = time_train_step(ours, x, y, steps, warmup, jit_compile)
+        plain_s = time_train_step(plain, x, y, steps, warmup, jit_compile)
         rows.append(dict(name=name, params=ours.count_params(),
                          ours_ms=1e3 * ours_s, plain_ms=1e3 * plain_s,
                          jit=bool(ours.jit_compile)))
     return rows
 
 
-# --- reporting -------------------------------------------------------------------
+# --- reporting ---------------------------------------------------------------
 
 def markdown_table(rows):
     lines = [
@@ -280,6 +281,10 @@ def main(argv=None):
                         help="timed steps per model (default 50, quick 5)")
     parser.add_argument("--warmup", type=int, default=None,
                         help="untimed steps first (default 5, quick 2)")
+    parser.add_argument("--jit", choices=("auto", "true", "false"),
+                        default="auto",
+                        help="jit_compile of both models (auto: Keras' "
+                             "choice, which is off for TensorFlow on CPU)")
     parser.add_argument("--only", nargs="+", choices=sorted(BENCHES),
                         default=list(BENCHES), help="benchmarks to run")
     parser.add_argument("--write", metavar="PATH",
@@ -292,7 +297,8 @@ def main(argv=None):
     if steps < 1 or warmup < 0:
         parser.error("--steps must be positive and --warmup non-negative")
 
-    rows = run(args.only, shapes, steps, warmup)
+    jit_compile = {"auto": "auto", "true": True, "false": False}[args.jit]
+    rows = run(args.only, shapes, steps, warmup, jit_compile)
     env = environment()
     print(markdown_table(rows))
     print(f"\n{env['machine']}; python {env['python']}, keras {env['keras']},"

@@ -12,6 +12,12 @@ __version__ = "0.1.0"
 # TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) is not
 # for users; set TF_CPP_MIN_LOG_LEVEL yourself to see it.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# TensorFlow 2.21's oneDNN CPU kernels corrupt the heap ("double free or
+# corruption", then SIGABRT) in a strided-conv ResNet fed by tf.data with
+# augmentation layers (reproduced: `dlrecipes run image-classification
+# --dataset folder:...`); the default Eigen kernels are correct. Set
+# TF_ENABLE_ONEDNN_OPTS=1 yourself to opt back in.
+_os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from dlrecipes._quiet import quiet_native_stderr  # noqa: E402
 

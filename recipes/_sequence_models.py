@@ -24,11 +24,13 @@ def auto_dilations(length, kernel_size):
     return tuple(dilations)
 
 
+import os
+TCN_NORM = os.environ.get("TCN_NORM", "layer")
 def tcn_layer(units, kernel_size, dilations, dropout=0.0, kernel_initializer=
               "he_normal", name="tcn"):
     """The recipes' TCN: causal, last step out, skip connections, layer norm."""
     return TCN(filters=units, kernel_size=kernel_size,
-               dilations=tuple(dilations), dropout=dropout, norm="layer",
+               dilations=tuple(dilations), dropout=dropout, norm=None if TCN_NORM == "none" else TCN_NORM,
                return_sequences=False, causal=True,
                kernel_initializer=kernel_initializer, name=name)
 
@@ -45,7 +47,8 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
             encoders use.
         model: one of `ENCODERS`.
         units: width: dense units, RNN units (per direction), conv filters,
-            transformer hidden size.
+            transformer hidden size (when it projects its input, see
+            `position`) and half its feed-forward width.
         num_layers: stacked layers (TCN: one TCN, of `len(dilations)`
             residual blocks).
         dropout: dropout rate between layers.
@@ -108,7 +111,7 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
             x = keras.layers.Add(name="add_position")([x, positions])
         for i in range(num_layers):
             x = TransformerEncoder(num_heads=num_heads,
-                                   intermediate_dim=2 * x.shape[-1],
+                                   intermediate_dim=2 * units,
                                    dropout=dropout, causal=causal,
                                    name=f"transformer_{i}")(x)
         if causal:

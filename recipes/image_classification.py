@@ -86,6 +86,12 @@ class ImageClassificationConfig(TrainConfig):
                            choices=TrainConfig.__dataclass_fields__[
                                "schedule"].metadata["choices"])
     warmup_epochs: float = option(2.0, "linear warm-up epochs", min=0)
+    # The cosine schedule anneals to zero, so the last epoch is the model to
+    # keep; picking the "best" epoch by 144 validation images overfits the
+    # choice to noise (measured: 0.986 mean test accuracy vs 0.996).
+    checkpoint: str = option("last", "model.keras keeps the best epoch by "
+                             "val_accuracy, or the last epoch",
+                             choices=("best", "last"))
 
     def check(self):
         if self.classes:
@@ -179,6 +185,9 @@ def _load_tfds(config):
                                       data_dir=config.data_dir or None)
     if not val_pct:
         datasets = [datasets[0], None, datasets[1]]
+    num_train = int(datasets[0].cardinality())
+    if num_train < 0:  # unknown (some builders): count once
+        num_train = int(datasets[0].reduce(0, lambda n, _: n + 1))
     datasets = [None if d is None else d.cache() for d in datasets]
     train, val, test = (
         None if d is None else _pipeline(d, config, training=(i == 0))
@@ -189,7 +198,7 @@ def _load_tfds(config):
                 num_classes=labels.num_classes,
                 class_names=tuple(labels.names),
                 info={"scale": 1 / 255, "flip": TFDS_DATASETS[name],
-                      "num_train": info.splits[splits[0]].num_examples})
+                      "num_train": num_train})
 
 
 def _load_folder(config, path):

@@ -77,8 +77,8 @@ def _influencing_steps(layer, length, channels, out_step=-1, seed=0):
 ])
 def test_measured_receptive_field_equals_property(kwargs):
     layer = TCN(filters=8, **kwargs)
-    expected = 1 + 2 * (kwargs["kernel_size"] - 1) * kwargs["num_stacks"] * sum(
-        kwargs["dilations"])
+    expected = 1 + 2 * (kwargs["kernel_size"] - 1) * kwargs["num_stacks"] * (
+        sum(kwargs["dilations"]))
     assert layer.receptive_field == expected
     length = layer.receptive_field + 8
     steps = _influencing_steps(layer, length, channels=3)
@@ -164,7 +164,7 @@ def test_shortcut_conv_only_when_channels_differ():
     assert len(other.weights) == len(same.weights) + 2  # 1x1 kernel + bias
 
 
-# --- short inputs, validation -------------------------------------------------
+# --- short inputs, validation ------------------------------------------------
 
 def test_short_static_length_warns():
     layer = TCN(filters=4, kernel_size=3, dilations=(1, 2, 4))  # rf 29
@@ -206,7 +206,7 @@ def test_wrong_input_rank():
         TCN(filters=4, dilations=(1,))(np.zeros((2, 8), "float32"))
 
 
-# --- property-based shapes -----------------------------------------------------
+# --- property-based shapes ---------------------------------------------------
 
 @settings(max_examples=10, deadline=None)
 @given(batch=st.integers(1, 3), length=st.integers(1, 24),

@@ -112,8 +112,9 @@ def _randomize_weights(layer, seed=5):
     # Non-trivial layer-norm scales and biases, so the test sees them.
     rng = np.random.default_rng(seed)
     layer.set_weights([
-        (0.5 * rng.standard_normal(w.shape) + (1.0 if "gamma" in w.path else 0))
-        .astype("float32") for w in layer.weights])
+        (0.5 * rng.standard_normal(w.shape)
+         + (1.0 if "gamma" in w.path else 0.0)).astype("float32")
+        for w in layer.weights])
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -152,7 +153,7 @@ def test_parameter_count_matches_multi_head_attention_block():
     assert layer.count_params() == plain.count_params()
 
 
-# --- masks ---------------------------------------------------------------------
+# --- masks -------------------------------------------------------------------
 
 @pytest.mark.parametrize("with_padding_mask", [False, True])
 def test_causal_outputs_ignore_future_inputs(with_padding_mask):
@@ -183,7 +184,7 @@ def test_non_causal_outputs_see_future_inputs():
 
 
 def _pad(rows, length, seed):
-    """Stack (len_i, dim) rows into (batch, length, dim) with random padding."""
+    """Stack (len_i, dim) rows into (batch, length, dim), random padding."""
     rng = np.random.default_rng(seed)
     dim = rows[0].shape[-1]
     x = rng.standard_normal((len(rows), length, dim)).astype("float32") * 5
@@ -288,7 +289,7 @@ def test_token_and_position_is_sum_of_embeddings():
                                atol=1e-6)
 
 
-# --- position encodings ----------------------------------------------------------
+# --- position encodings ------------------------------------------------------
 
 @pytest.mark.parametrize("max_wavelength", [10000, 100])
 def test_sine_position_encoding_closed_form(max_wavelength):
@@ -324,7 +325,7 @@ def test_position_embedding_slices_shorter_inputs():
         PositionEmbedding(sequence_length=8)(np.zeros((1, 9, 4), "float32"))
 
 
-# --- validation ------------------------------------------------------------------
+# --- validation --------------------------------------------------------------
 
 @pytest.mark.parametrize("cls, kwargs, received", [
     (TransformerEncoder, dict(num_heads=0, intermediate_dim=8),
@@ -364,13 +365,13 @@ def test_hidden_not_divisible_by_heads():
         layer(np.zeros((2, 5, 8), "float32"))
 
 
-# --- property-based shapes -------------------------------------------------------
+# --- property-based shapes ---------------------------------------------------
 
 @settings(max_examples=10, deadline=None)
 # Few distinct sizes: JAX compiles each eager op once per shape.
-@given(batch=st.integers(1, 2), length=st.sampled_from([1, 5, 8]),
-       heads_and_dim=st.sampled_from([(1, 6), (2, 4), (4, 2)]),
-       intermediate_dim=st.sampled_from([4, 8]), norm_first=st.booleans(),
+@given(batch=st.integers(1, 2), length=st.sampled_from([1, 8]),
+       heads_and_dim=st.sampled_from([(1, 6), (4, 2)]),
+       intermediate_dim=st.just(8), norm_first=st.booleans(),
        causal=st.booleans(), use_padding=st.booleans())
 def test_transformer_shapes_property(batch, length, heads_and_dim,
                                      intermediate_dim, norm_first, causal,

@@ -13,6 +13,7 @@ import pytest
 import recipes  # noqa: F401  (registers every recipe)
 from dlrecipes.cli import main
 from dlrecipes.registry import get_recipe, list_recipes
+from tfds_mock import run_cli_with_mock_tfds
 
 RUN_FILES = ("config.json", "history.csv", "metrics.json", "model.keras",
              "curves.png")
@@ -72,10 +73,10 @@ def test_image_models(model, tmp_path):
 @pytest.mark.parametrize("dataset,shape", [("mnist", (28, 28, 1)),
                                            ("cifar10", (32, 32, 3))])
 def test_image_tfds_mock(dataset, shape, tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    with tfds.testing.mock_data(num_examples=40):
-        assert main(smoke_args("image-classification", tmp_path,
-                               dataset=dataset, batch_size=16)) == 0
+    pytest.importorskip("tensorflow_datasets")
+    proc = run_cli_with_mock_tfds(smoke_args(
+        "image-classification", tmp_path, dataset=dataset, batch_size=16))
+    assert proc.returncode == 0, proc.stderr[-2000:]
     run_dir = only_run_dir(tmp_path, "image-classification")
     check_run_dir(run_dir, 1)
     model = keras.saving.load_model(run_dir / "model.keras")

@@ -235,7 +235,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                                  f"Received: {name}={value!r}")
         if not isinstance(mask_zero, bool):
             raise ValueError(
-                f"`mask_zero` must be a bool. Received: mask_zero={mask_zero!r}")
+                "`mask_zero` must be a bool. "
+                f"Received: mask_zero={mask_zero!r}")
         self.vocabulary_size = vocabulary_size
         self.sequence_length = sequence_length
         self.embedding_dim = embedding_dim

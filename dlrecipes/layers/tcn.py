@@ -73,7 +73,7 @@ def _serialize_initializer(initializer):
 
 
 def _fresh_initializer(config):
-    """A new initializer instance per sublayer (keras-hub's clone_initializer)."""
+    """A new initializer instance per sublayer (keras-hub's clone)."""
     return keras.initializers.get(
         config if isinstance(config, str) else dict(config))
 
@@ -89,7 +89,7 @@ def _check_sequence_shape(layer_name, input_shape):
 
 @keras.saving.register_keras_serializable(package="dlrecipes")
 class TemporalBlock(keras.layers.Layer):
-    """Residual block of two dilated 1D convolutions (Bai et al. 2018, Fig. 1b).
+    """Residual block of two dilated 1D convolutions (Bai et al. 2018).
 
     `x -> [Conv1D(dilation) -> norm -> activation -> SpatialDropout1D] x 2`,
     added to the input (through a 1x1 `Conv1D` when the channel count

@@ -27,7 +27,7 @@ def _serialize_initializer(initializer):
 
 
 def _fresh_initializer(config):
-    """A new initializer instance per sublayer (keras-hub's clone_initializer)."""
+    """A new initializer instance per sublayer (keras-hub's clone)."""
     return keras.initializers.get(
         config if isinstance(config, str) else dict(config))
 
@@ -109,8 +109,9 @@ class TransformerEncoder(keras.layers.Layer):
             raise ValueError("`num_heads` must be a positive integer. "
                              f"Received: num_heads={num_heads!r}")
         if not _is_positive_int(intermediate_dim):
-            raise ValueError("`intermediate_dim` must be a positive integer. "
-                             f"Received: intermediate_dim={intermediate_dim!r}")
+            raise ValueError(
+                "`intermediate_dim` must be a positive integer. "
+                f"Received: intermediate_dim={intermediate_dim!r}")
         if (isinstance(dropout, bool) or not isinstance(dropout, (int, float))
                 or not 0.0 <= dropout < 1.0):
             raise ValueError("`dropout` must be a float in [0, 1). "
@@ -181,7 +182,8 @@ class TransformerEncoder(keras.layers.Layer):
             name="attention_norm")
         self._attention_norm.build(shape)
         self._qkv = keras.layers.EinsumDense(
-            "btd,dsnh->btsnh", output_shape=(None, 3, self.num_heads, head_dim),
+            "btd,dsnh->btsnh",
+            output_shape=(None, 3, self.num_heads, head_dim),
             bias_axes="snh" if self.use_bias else None,
             **dense_kwargs("qkv"))
         self._qkv.build(shape)

@@ -16,6 +16,7 @@ import numpy as np
 from dlrecipes.errors import UsageError
 from dlrecipes.training import plots
 from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
+from dlrecipes.training.distribute import Distribution, initialize_cluster
 from dlrecipes.training.optimizers import make_optimizer
 from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
                                        unlock)
@@ -68,11 +69,30 @@ def has_accelerator():
     return any(not d.lower().startswith("cpu") for d in devices())
 
 
+FORCE_MIXED_ENV = "DLRECIPES_FORCE_MIXED"
+MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
+
+
 def set_precision(config):
-    """Set the global dtype policy; returns the policy name in force."""
+    """Set the global dtype policy; returns the policy name in force.
+
+    `--mixed-precision` picks `mixed_bfloat16` on accelerators that support
+    it and `mixed_float16` otherwise (Keras then wraps the optimizer in a
+    `LossScaleOptimizer` at compile time); on a CPU it warns and trains in
+    float32. `DLRECIPES_FORCE_MIXED=mixed_float16|mixed_bfloat16` forces that
+    policy with `--mixed-precision` even on a CPU (tests, benchmarks).
+    """
     if not config.mixed_precision:
         keras.config.set_dtype_policy("float32")
         return "float32"
+    forced = os.environ.get(FORCE_MIXED_ENV, "").strip()
+    if forced:
+        if forced not in MIXED_POLICIES:
+            raise UsageError(f"{FORCE_MIXED_ENV} must be one of "
+                             f"{', '.join(MIXED_POLICIES)}. "
+                             f"Received: {FORCE_MIXED_ENV}={forced}")
+        keras.config.set_dtype_policy(forced)
+        return forced
     if not has_accelerator():
         warnings.warn("--mixed-precision: no GPU/TPU found; mixed precision "
                       "is slower on CPU, training in float32.", stacklevel=2)
@@ -106,45 +126,6 @@ def _supports_bf16():
     except Exception:
         return False
     return False
-
-
-class _Distribution:
-    """A context for building and compiling under data parallelism."""
-
-    def __init__(self, enabled):
-        self.strategy = None
-        self.num_replicas = 1
-        devs = devices()
-        if not enabled:
-            return
-        if len(devs) < 2:
-            warnings.warn(f"--distribute: only one device ({devs[0]}); "
-                          "training on one.", stacklevel=2)
-            return
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            self.strategy = tf.distribute.MirroredStrategy()
-            self.num_replicas = self.strategy.num_replicas_in_sync
-        elif backend == "jax":
-            keras.distribution.set_distribution(
-                keras.distribution.DataParallel(devices=devs))
-            self.num_replicas = len(devs)
-        else:
-            warnings.warn(f"--distribute is not supported under {backend}; "
-                          "training on one device.", stacklevel=2)
-
-    def scope(self):
-        if self.strategy is not None:
-            return self.strategy.scope()
-        import contextlib
-
-        return contextlib.nullcontext()
-
-    def close(self):
-        if keras.backend.backend() == "jax" and self.num_replicas > 1:
-            keras.distribution.set_distribution(None)
 
 
 def _steps_per_epoch(data, config):
@@ -222,20 +203,32 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         `RunResult(run_dir, metrics, model, history)`.
     """
     started = time.time()
+    # Joins a multi-process job (JAX) before anything touches a device.
+    cluster = initialize_cluster(config)
     keras.backend.clear_session()
     keras.utils.set_random_seed(config.seed)
     policy = set_precision(config)
     if data is None:
         data = recipe.load_data(config)
 
-    run_dir, resumed = create_run_dir(config.output_dir, recipe.name,
-                                      config.to_dict(), resume=resume)
+    run_dir, resumed = None, False
+    if cluster.is_chief:
+        # A multi-process run starts afresh: every process would have to
+        # restore the same backup.
+        run_dir, resumed = create_run_dir(
+            config.output_dir, recipe.name, config.to_dict(),
+            resume=resume and not cluster.multi_process)
     if resumed and config.verbose:
         print(f"Resuming interrupted run in {run_dir}")
     monitor, mode = recipe.objective
     if data.val is None:
         monitor = monitor.replace("val_", "")
-    dist = _Distribution(config.distribute)
+    dist = Distribution(config)
+    if not cluster.is_chief:
+        # Other processes train in lockstep and write nothing in the run
+        # directory; their callbacks save into a private scratch directory
+        # (saving is collective under multi-process JAX).
+        run_dir, resumed = dist.scratch_dir(), False
     try:
         with dist.scope():
             model, steps = build_compiled_model(recipe, config, data)
@@ -247,20 +240,30 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         if isinstance(data.train, tuple):
             fit_kwargs["shuffle"] = True
         fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
-                          callbacks=callbacks, verbose=config.verbose)
+                          callbacks=callbacks,
+                          verbose=config.verbose if cluster.is_chief else 0)
+        fit_kwargs = dist.fit_kwargs(fit_kwargs)
         custom_fit = getattr(recipe.module, "fit", None)
-        if custom_fit is not None:
-            # e.g. transfer learning's two phases; it recompiles with
-            # `make_optimizer(config, steps)` as it needs.
-            custom_fit(model, config, data, steps, fit_kwargs)
-        else:
-            model.fit(**fit_kwargs)
+        with dist.scope():
+            if custom_fit is not None:
+                # e.g. transfer learning's two phases; it recompiles with
+                # `make_optimizer(config, steps)` as it needs.
+                custom_fit(model, config, data, steps, fit_kwargs)
+            else:
+                model.fit(**fit_kwargs)
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
         if not rows:
             raise RuntimeError("training produced no epoch")
+        # Evaluation and reports run on one device, in the chief only.
+        dist.close()
+        if not cluster.is_chief:
+            return RunResult(None, dist.worker_result(rows), model, rows)
         if os.path.isfile(os.path.join(run_dir, "model.keras")):
             model = keras.saving.load_model(
                 os.path.join(run_dir, "model.keras"))
+        elif cluster.multi_process:
+            raise RuntimeError("training saved no model (a NaN loss in the "
+                               "first epoch?)")
         test_logs = model.evaluate(verbose=0, return_dict=True,
                                    **_fit_args(data.test, config))
         metrics = {f"test_{k}": _scalar(v) for k, v in test_logs.items()}
@@ -277,6 +280,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
             "backend": keras.backend.backend(),
             "devices": devices(),
             "replicas": dist.num_replicas,
+            "processes": dist.num_processes,
             "dtype_policy": policy,
             "keras_version": keras.__version__,
             "python": platform.python_version(),
@@ -285,7 +289,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
     finally:
         dist.close()
-        unlock(run_dir)
+        if cluster.is_chief:
+            unlock(run_dir)
     if print_summary and config.verbose:
         print_run_summary(run_dir, metrics)
     return RunResult(run_dir, metrics, model, rows)

@@ -1,0 +1,411 @@
+"""Data parallelism for the training harness: one device, several devices of
+one machine, several machines.
+
+`--distribute` replicates the model on every device and splits each batch
+between them:
+
+- JAX: `keras.distribution.DataParallel` over all devices. Several processes
+  (one per machine, or several on one machine) join with
+  `keras.distribution.initialize`; each feeds its own shard of every global
+  batch (`auto_shard_dataset=False`), and the compiled step all-reduces the
+  gradients, so every process holds the same weights after every step.
+- TensorFlow: `tf.distribute.MirroredStrategy` over the local devices. Keras 3
+  does not support `MultiWorkerMirroredStrategy` (keras-team/keras#20585):
+  several machines need `KERAS_BACKEND=jax`.
+- PyTorch: not supported; it warns and trains on one device.
+
+`batch_size` is the global batch: each of N devices computes
+`batch_size / N` examples per step, and the learning rate is used as given
+(no automatic scaling: scale it yourself, linearly with the batch, if you
+change `--batch-size`). Under JAX the global batch must be a multiple of
+the number of devices.
+
+A multi-process run is described by three settings, read from the config
+fields `coordinator`, `num_processes` and `process_id` where the config
+has them, else from the environment (`DLRECIPES_COORDINATOR=host:port` of
+process 0, `DLRECIPES_NUM_PROCESSES`, `DLRECIPES_PROCESS_ID`). Every
+process runs the same command. Process 0 (the chief) writes the run
+directory and evaluates the test set; the others train in lockstep and
+write nothing there (Keras' saving is a collective operation under
+multi-process JAX, so they save into a private temporary directory that
+is removed at the end). A multi-process run always starts a fresh run
+directory: resuming would need every process to restore the same backup.
+"""
+
+import contextlib
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+import warnings
+
+import keras
+import numpy as np
+
+from dlrecipes.errors import UsageError
+
+ENV_COORDINATOR = "DLRECIPES_COORDINATOR"
+ENV_NUM_PROCESSES = "DLRECIPES_NUM_PROCESSES"
+ENV_PROCESS_ID = "DLRECIPES_PROCESS_ID"
+
+MULTI_WORKER_TF_MESSAGE = (
+    "multi-process training needs KERAS_BACKEND=jax: Keras 3 does not "
+    "support tf.distribute.MultiWorkerMirroredStrategy "
+    "(keras-team/keras#20585)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """Where this process stands in a (possibly one-process) training job.
+
+    Attributes:
+        coordinator: `"host:port"` of process 0 (empty for one process).
+        num_processes: processes in the job.
+        process_id: this process, `0 <= process_id < num_processes`.
+    """
+
+    coordinator: str = ""
+    num_processes: int = 1
+    process_id: int = 0
+
+    @property
+    def multi_process(self):
+        return self.num_processes > 1
+
+    @property
+    def is_chief(self):
+        return self.process_id == 0
+
+
+_CLUSTER = None  # the Cluster this process joined, once initialized
+
+
+def _setting(config, name, env, convert, default):
+    """A config field if set (not its default), else the environment."""
+    value = getattr(config, name, None)
+    if value not in (None, "", default):
+        return value
+    text = os.environ.get(env, "").strip()
+    if not text:
+        return value if value is not None else default
+    try:
+        return convert(text)
+    except ValueError:
+        raise UsageError(f"{env} must be an integer. "
+                         f"Received: {env}={text!r}") from None
+
+
+def cluster_from(config):
+    """The `Cluster` described by `config` (fields `coordinator`,
+    `num_processes`, `process_id`, where it has them) and the
+    `DLRECIPES_*` environment variables; `UsageError` if inconsistent."""
+    coordinator = _setting(config, "coordinator", ENV_COORDINATOR, str, "")
+    num = _setting(config, "num_processes", ENV_NUM_PROCESSES, int, 1)
+    pid = _setting(config, "process_id", ENV_PROCESS_ID, int, 0)
+    if num < 1:
+        raise UsageError("the number of processes must be >= 1. "
+                         f"Received: num_processes={num}")
+    if not 0 <= pid < num:
+        raise UsageError(f"the process id must be in 0..{num - 1}. "
+                         f"Received: process_id={pid}")
+    if num > 1:
+        host, _, port = coordinator.rpartition(":")
+        if not host or not port.isdigit():
+            raise UsageError(
+                "a multi-process run needs the coordinator's address as "
+                f"host:port (process 0 listens there; set {ENV_COORDINATOR}"
+                f" or --coordinator). Received: coordinator={coordinator!r}")
+    return Cluster(coordinator if num > 1 else "", num, pid)
+
+
+def initialize_cluster(config):
+    """Join the multi-process job described by `config`, once per process.
+
+    Must run before anything touches a device (JAX fixes its device list
+    on first use). A one-process config does nothing. Returns the
+    `Cluster`.
+    """
+    global _CLUSTER
+    cluster = cluster_from(config)
+    if not cluster.multi_process:
+        return _CLUSTER or cluster
+    if _CLUSTER is not None:
+        if _CLUSTER != cluster:
+            raise UsageError(
+                "this process already joined a different job "
+                f"({_CLUSTER}); start a new process for {cluster}")
+        return _CLUSTER
+    if not getattr(config, "distribute", False):
+        raise UsageError(f"{cluster.num_processes} processes need "
+                         "--distribute (data parallelism over all of "
+                         "their devices)")
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        raise UsageError(MULTI_WORKER_TF_MESSAGE)
+    if backend != "jax":
+        raise UsageError(f"multi-process training needs KERAS_BACKEND=jax. "
+                         f"Received: backend={backend}")
+    import jax
+
+    # CPU processes need a collectives library (GPUs use NCCL); harmless
+    # where the devices are GPUs.
+    try:
+        if not jax.config.jax_cpu_collectives_implementation:
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    except AttributeError:  # an older JAX without the option
+        pass
+    keras.distribution.initialize(job_addresses=cluster.coordinator,
+                                  num_processes=cluster.num_processes,
+                                  process_id=cluster.process_id)
+    _CLUSTER = cluster
+    return cluster
+
+
+def is_chief():
+    """True in process 0 of a multi-process job, and in a lone process."""
+    return _CLUSTER is None or _CLUSTER.is_chief
+
+
+def list_devices():
+    """Every device of the job (all processes' under multi-process JAX),
+    e.g. `["gpu:0", "gpu:1"]`; `["cpu:0"]` where the backend cannot say."""
+    from dlrecipes._quiet import quiet_native_stderr
+
+    try:
+        with quiet_native_stderr():
+            return list(keras.distribution.list_devices())
+    except Exception:  # a backend without a distribution library
+        return ["cpu:0"]
+
+
+class ShardFeeder(keras.utils.PyDataset):
+    """One process's share of every global batch of `(x, y)` arrays.
+
+    Global batch `k` of an epoch is `batch_size` consecutive indices of a
+    permutation of the examples (drawn from `seed` and the epoch, the same
+    in every process; no permutation without `shuffle`); process `p` of `P`
+    feeds the `p`-th of its `P` equal slices, so the processes' slices,
+    concatenated in process order, are exactly that global batch. The
+    examples are first cut to a multiple of `unit` (processes x devices per
+    process), so every batch splits evenly.
+
+    Args:
+        x: array `(n, ...)` (or a tuple/dict of arrays).
+        y: array `(n, ...)`.
+        batch_size: the global batch size, a multiple of `unit`.
+        num_processes: processes feeding one global batch together.
+        process_id: which slice this process feeds.
+        unit: every batch is a multiple of this (processes x local devices).
+        shuffle: draw a new permutation every epoch.
+        seed: seed of the permutations.
+    """
+
+    def __init__(self, x, y, batch_size, num_processes, process_id, unit,
+                 shuffle=True, seed=0):
+        super().__init__()
+        self.x, self.y = x, y
+        n = _num_rows(y)
+        self.num_used = n - n % unit
+        if self.num_used == 0:
+            raise UsageError(f"{n} examples cannot be split between {unit} "
+                             "devices")
+        self.batch_size = batch_size
+        self.num_processes = num_processes
+        self.process_id = process_id
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._order = None
+
+    def __len__(self):
+        return math.ceil(self.num_used / self.batch_size)
+
+    def global_batch(self, index):
+        """The indices of global batch `index` of the current epoch."""
+        if self._order is None:
+            n = _num_rows(self.y)
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                self._order = rng.permutation(n)[:self.num_used]
+            else:
+                self._order = np.arange(self.num_used)
+        start = index * self.batch_size
+        return self._order[start:start + self.batch_size]
+
+    def local_indices(self, index):
+        batch = self.global_batch(index)
+        part = len(batch) // self.num_processes
+        return batch[self.process_id * part:(self.process_id + 1) * part]
+
+    def __getitem__(self, index):
+        rows = self.local_indices(index)
+        return _take(self.x, rows), _take(self.y, rows)
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.epoch += 1
+            self._order = None
+
+
+def _num_rows(arrays):
+    first = arrays
+    while isinstance(first, (tuple, list, dict)):
+        first = (list(first.values()) if isinstance(first, dict)
+                 else first)[0]
+    return len(first)
+
+
+def _take(arrays, rows):
+    if isinstance(arrays, dict):
+        return {k: _take(v, rows) for k, v in arrays.items()}
+    if isinstance(arrays, (tuple, list)):
+        return type(arrays)(_take(v, rows) for v in arrays)
+    return np.asarray(arrays)[rows]
+
+
+class Distribution:
+    """Data parallelism for one run of the harness, from its config.
+
+    Use: construct after `keras.backend.clear_session()` (and after
+    `initialize_cluster`), build and compile in `scope()`, pass the fit
+    arguments through `fit_kwargs()`, `close()` before evaluating on one
+    device.
+
+    Attributes:
+        num_replicas: devices that share each batch (1: no distribution).
+        num_processes: processes of the job.
+        process_id: this process.
+        is_chief: this process writes the run directory.
+        strategy: the `tf.distribute` strategy, or None.
+    """
+
+    def __init__(self, config):
+        self.cluster = initialize_cluster(config)
+        self.strategy = None
+        self.num_replicas = 1
+        self.num_processes = self.cluster.num_processes
+        self.process_id = self.cluster.process_id
+        self.is_chief = self.cluster.is_chief
+        self.seed = getattr(config, "seed", 0)
+        self.batch_size = config.batch_size
+        self._jax = False
+        self._scratch = None
+        if not getattr(config, "distribute", False):
+            return
+        devs = list_devices()
+        if len(devs) < 2:
+            warnings.warn(f"--distribute: only one device ({devs[0]}); "
+                          "training on one.", stacklevel=3)
+            return
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            self.strategy = tf.distribute.MirroredStrategy()
+            self.num_replicas = self.strategy.num_replicas_in_sync
+        elif backend == "jax":
+            if config.batch_size % len(devs):
+                raise UsageError(
+                    f"--batch-size is the global batch and must be a "
+                    f"multiple of the number of devices ({len(devs)}) with "
+                    f"--distribute under JAX. "
+                    f"Received: batch_size={config.batch_size}")
+            keras.distribution.set_distribution(
+                keras.distribution.DataParallel(
+                    devices=devs, auto_shard_dataset=False))
+            self.num_replicas = len(devs)
+            self._jax = True
+        else:
+            warnings.warn(f"--distribute is not supported under {backend}; "
+                          "training on one device.", stacklevel=3)
+
+    @property
+    def multi_process(self):
+        return self.num_processes > 1
+
+    @property
+    def can_resume(self):
+        """Whether an interrupted run may be resumed (one process only)."""
+        return not self.multi_process
+
+    def scope(self):
+        if self.strategy is not None:
+            return self.strategy.scope()
+        return contextlib.nullcontext()
+
+    def scratch_dir(self):
+        """A private directory for a non-chief process' callbacks (removed
+        by `close`): its saves take part in collectives but are not kept."""
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(
+                prefix=f"dlrecipes-process{self.process_id}-")
+        return self._scratch
+
+    def _feed(self, part, batch_size, shuffle):
+        """`{"x": ...}` for one split under JAX data parallelism: arrays
+        through a `ShardFeeder`, a `tf.data.Dataset` rebatched (and sliced
+        per process); every batch splits evenly between the devices."""
+        unit = self.num_replicas
+        if isinstance(part, tuple):
+            x, y = part
+            return {"x": ShardFeeder(x, y, batch_size, self.num_processes,
+                                     self.process_id, unit, shuffle=shuffle,
+                                     seed=self.seed)}
+        if hasattr(part, "rebatch"):  # a tf.data.Dataset of batches
+            part = part.rebatch(batch_size, drop_remainder=True)
+            if self.multi_process:
+                local = batch_size // self.num_processes
+                start = self.process_id * local
+
+                def take(*batch):
+                    import tensorflow as tf
+
+                    return tf.nest.map_structure(
+                        lambda t: t[start:start + local], batch)
+
+                part = part.map(take)
+            return {"x": part}
+        if self.multi_process:
+            raise UsageError(
+                "multi-process training feeds (x, y) arrays or a "
+                f"tf.data.Dataset. Received: {type(part).__name__}")
+        return {"x": part}
+
+    def fit_kwargs(self, kwargs):
+        """`model.fit` arguments with the data fed to this process' devices:
+        unchanged without JAX data parallelism; otherwise every batch is a
+        multiple of the device count, and each process feeds its slice."""
+        if not self._jax:
+            return kwargs
+        kwargs = dict(kwargs)
+        batch_size = kwargs.pop("batch_size", None) or self.batch_size
+        x = kwargs.pop("x")
+        y = kwargs.pop("y", None)
+        part = (x, y) if y is not None else x
+        # The feeder shuffles (the same way in every process), not Keras.
+        shuffle = bool(kwargs.pop("shuffle", False))
+        kwargs.update(self._feed(part, batch_size, shuffle))
+        val = kwargs.get("validation_data")
+        if val is not None:
+            kwargs["validation_data"] = self._feed(val, batch_size,
+                                                   False)["x"]
+        return kwargs
+
+    def worker_result(self, rows):
+        """What a non-chief process reports: where it stood and its last
+        epoch's logs (the same as the chief's)."""
+        last = dict(rows[-1]) if rows else {}
+        return {"process_id": self.process_id,
+                "num_processes": self.num_processes,
+                "epochs_run": len(rows),
+                **{k: v for k, v in last.items() if k != "epoch"}}
+
+    def close(self):
+        """Back to one device (evaluation and reports run there)."""
+        if self._jax:
+            keras.distribution.set_distribution(None)
+            self._jax = False
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None

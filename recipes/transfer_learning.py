@@ -1,0 +1,571 @@
+"""
+Title: Transfer learning from ImageNet backbones or your own saved models
+Description: Feature extraction or fine-tuning of a keras.applications backbone or any saved .keras model.
+
+Commands:
+
+    dlrecipes run transfer-learning --dataset tf_flowers        # ImageNet weights (network)
+    dlrecipes run transfer-learning --backbone resnet50 --dataset cats_vs_dogs \\
+        --strategy feature-extraction --epochs 5
+    dlrecipes run transfer-learning --backbone efficientnet_b0 \\
+        --dataset folder:path/to/images --image-size 224
+    dlrecipes run transfer-learning --weights path/to/mobilenet_v2.weights.h5   # offline
+    dlrecipes run transfer-learning --backbone convnext_tiny --weights none     # random init
+
+    # Offline, from a model trained by another recipe (the quality test):
+    dlrecipes run image-classification --classes 0-4 --epochs 15 --width 16 \\
+        --output-dir runs/pre
+    dlrecipes run transfer-learning --backbone runs/pre/image-classification/<run>/model.keras \\
+        --classes 5-9 --label-fraction 0.1 --strategy fine-tune
+    dlrecipes run transfer-learning ... --strategy scratch   # same network, re-initialised
+
+Backbones: `mobilenet_v2`, `mobilenet_v3_small`, `mobilenet_v3_large`,
+`resnet50`, `resnet50_v2`, `efficientnet_b0`, `efficientnet_v2_b0`,
+`convnext_tiny`, `densenet121` from `keras.applications`, with
+`--weights imagenet` (downloaded into the Keras cache on first use),
+`--weights PATH` (a weights file of the same architecture, e.g. saved with
+`model.save_weights("x.weights.h5")` or a keras-applications `.h5`) or
+`--weights none` (random initialisation); or `--backbone PATH.keras`: any
+saved functional Keras model, cut at its last pooling layer (at its last
+layer's input if it has none) and loaded with `safe_mode` on.
+
+The model takes raw pixels: it rescales them to 0..255, resizes them to
+`--image-size`, repeats a grey channel three times and applies the
+backbone's own `keras.applications.<family>.preprocess_input` (as a frozen
+per-pixel linear layer computed from that function; EfficientNet, ConvNeXt
+and MobileNetV3 preprocess inside the model, so there it is the identity).
+A `--backbone PATH.keras` model gets the pixels it was trained on, resized
+to its input size.
+
+Strategies (Keras guide "Transfer learning & fine-tuning"):
+
+- `feature-extraction`: the backbone is frozen; a new head (global average
+  pooling, dropout, softmax) is trained.
+- `fine-tune`: the head alone for `--head-epochs`, then the top
+  `--fine-tune-layers` weight-carrying layers (or blocks) of the backbone are
+  unfrozen (0: all) and training continues at `--fine-tune-lr-factor` (0.1)
+  times the learning rate. The backbone is called with `training=False`, so
+  its batch-norm layers stay in inference mode (their statistics never
+  change), and top-level BatchNormalization layers stay frozen. Batch-norm
+  layers inside a composite block (e.g. a `ResidualBlock`) run in inference
+  mode but their scale and offset are trained with the block.
+- `scratch`: the same network with the backbone re-initialised and trained
+  end to end (batch norm in training mode): the baseline.
+
+Resume: an interrupted fine-tune run resumes in the phase it was in. The
+backup that Keras' `BackupAndRestore` keeps at the end of the head phase is
+reused by the fine-tuning phase, whose optimizer starts fresh (Keras warns
+"Skipping variable loading for optimizer" internally; the warning is
+silenced). An EarlyStopping patience that runs out in the head phase ends
+that phase only.
+
+Results (digits, CPU, seed 0; checked by tests/test_transfer.py): a
+ResNet (`image-classification --classes 0-4 --epochs 15 --width 16`)
+pretrained on digits 0-4, transferred to digits 5-9 with 10% of the training
+labels (65 images; 25 epochs, Adam 1e-3, head 10 epochs for fine-tune):
+
+    strategy              test accuracy (180 images)
+    scratch               0.711
+    feature-extraction    0.906
+    fine-tune             0.900
+
+The test requires each transfer strategy to beat scratch by at least 0.05.
+"""
+
+import dataclasses
+import math
+import os
+import warnings
+import zipfile
+
+import keras
+import numpy as np
+
+from dlrecipes.config import TrainConfig, option
+from dlrecipes.errors import RunError, UsageError, choices_message
+from dlrecipes.registry import register_recipe
+from dlrecipes.training import Data, make_optimizer
+from recipes import image_classification as _ic
+
+# name -> (keras.applications constructor, preprocessing module).
+BACKBONES = {
+    "mobilenet_v2": ("MobileNetV2", "mobilenet_v2"),
+    "mobilenet_v3_small": ("MobileNetV3Small", "mobilenet_v3"),
+    "mobilenet_v3_large": ("MobileNetV3Large", "mobilenet_v3"),
+    "resnet50": ("ResNet50", "resnet50"),
+    "resnet50_v2": ("ResNet50V2", "resnet_v2"),
+    "efficientnet_b0": ("EfficientNetB0", "efficientnet"),
+    "efficientnet_v2_b0": ("EfficientNetV2B0", "efficientnet_v2"),
+    "convnext_tiny": ("ConvNeXtTiny", "convnext"),
+    "densenet121": ("DenseNet121", "densenet"),
+}
+WIDTH_MULTIPLIER = ("mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large")
+STRATEGIES = ("feature-extraction", "fine-tune", "scratch")
+TFDS_DATASETS = ("tf_flowers", "cats_vs_dogs")
+DATASETS = ("digits",) + TFDS_DATASETS + ("folder:PATH",)
+MIN_IMAGE_SIZE = 32
+OBJECTIVE = ("val_accuracy", "max")
+# Offline and fast: a random-init MobileNetV2 (alpha 0.35) on 32x32 digits,
+# one head epoch then one fine-tuning epoch (exercises both phases).
+SMOKE = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": "none",
+         "image_size": 32, "epochs": 2, "head_epochs": 1, "batch_size": 64}
+
+
+@register_recipe("transfer-learning")
+@dataclasses.dataclass(frozen=True)
+class TransferLearningConfig(TrainConfig):
+    backbone: str = option(
+        "mobilenet_v2", "a keras.applications backbone "
+        f"({', '.join(BACKBONES)}) or PATH.keras, a saved Keras model")
+    weights: str = option(
+        "imagenet", "imagenet | none (random init) | PATH to a weights file "
+        "(keras.applications backbones only)")
+    alpha: float = option(1.0, "width multiplier (MobileNet backbones)",
+                          min=0, exclusive_min=True)
+    strategy: str = option("fine-tune", "what to train", choices=STRATEGIES)
+    head_epochs: int = option(
+        5, "fine-tune: epochs of head-only training before unfreezing", min=1)
+    fine_tune_layers: int = option(
+        0, "fine-tune: unfreeze the top N weight-carrying layers or blocks "
+        "of the backbone (0: all; batch norm stays frozen)", min=0)
+    fine_tune_lr_factor: float = option(
+        0.1, "fine-tune: learning-rate factor after unfreezing", min=0,
+        max=1, exclusive_min=True)
+    dataset: str = option("digits", "digits | tf_flowers | cats_vs_dogs | "
+                          "folder:PATH")
+    data_dir: str = option("", "tensorflow-datasets data directory")
+    image_size: int = option(
+        0, "resize images to N x N for the backbone (0: 96 for digits, "
+        "224 otherwise; a PATH.keras backbone uses its input size)", min=0)
+    classes: str = option("", "keep only these digits, e.g. '5-9' "
+                          "(digits only; relabelled 0..k-1)")
+    label_fraction: float = option(
+        1.0, "keep this fraction of the training labels, stratified "
+        "(digits only)", min=0, max=1, exclusive_min=True)
+    val_fraction: float = option(0.1, "fraction of training data held out "
+                                 "for validation", min=0, max=0.5)
+    dropout: float = option(0.2, "dropout before the new classifier",
+                            min=0, max=0.95)
+    augment: str = option("auto", "augmentation in front of the backbone "
+                          "(auto: light)", choices=_ic.AUGMENTS)
+    epochs: int = option(10, "training epochs (both phases for fine-tune)",
+                         min=1)
+
+    def check(self):
+        if is_backbone_path(self.backbone):
+            check_backbone_file(self.backbone)
+            if self.weights != "imagenet":
+                raise UsageError(
+                    "--weights applies to keras.applications backbones; a "
+                    "--backbone PATH.keras brings its own weights. "
+                    f"Received: weights={self.weights!r}")
+        elif self.backbone not in BACKBONES:
+            raise UsageError("--backbone: " + choices_message(
+                "backbone", self.backbone,
+                tuple(BACKBONES) + ("PATH.keras",)))
+        if self.weights not in ("imagenet", "none") and not \
+                os.path.isfile(self.weights):
+            raise UsageError("--weights must be imagenet, none or an "
+                             f"existing weights file. Received: "
+                             f"weights={self.weights!r}")
+        if self.alpha != 1.0 and self.backbone not in WIDTH_MULTIPLIER:
+            raise UsageError("--alpha applies to "
+                             f"{', '.join(WIDTH_MULTIPLIER)} only. "
+                             f"Received: alpha={self.alpha}")
+        if self.image_size and self.image_size < MIN_IMAGE_SIZE:
+            raise UsageError(f"--image-size must be 0 or >= {MIN_IMAGE_SIZE}."
+                             f" Received: image_size={self.image_size}")
+        if self.strategy == "fine-tune" and self.head_epochs >= self.epochs:
+            raise UsageError(
+                "--head-epochs must be smaller than --epochs with --strategy "
+                "fine-tune (the rest fine-tunes). Received: "
+                f"head_epochs={self.head_epochs}, epochs={self.epochs}")
+        if self.dataset != "digits":
+            for name in ("classes", "label_fraction"):
+                if getattr(self, name) != self.__dataclass_fields__[
+                        name].default:
+                    raise UsageError(
+                        f"--{name.replace('_', '-')} works with --dataset "
+                        f"digits only. Received: dataset={self.dataset}")
+        if self.classes:
+            _ic.parse_classes(self.classes, 10)
+        if self.dataset.startswith("folder:"):
+            path = self.dataset[len("folder:"):]
+            if not os.path.isdir(path):
+                raise UsageError(f"--dataset: folder not found: {path!r}")
+        elif self.dataset not in ("digits",) + TFDS_DATASETS:
+            raise UsageError("--dataset: " + choices_message(
+                "dataset", self.dataset, DATASETS))
+
+
+def is_backbone_path(value):
+    """A `--backbone` value names a file (not a keras.applications name)."""
+    return value not in BACKBONES and (
+        value.endswith(".keras") or os.sep in value or os.path.exists(value))
+
+
+def check_backbone_file(path):
+    """Cheap checks of a `--backbone` file before a run starts."""
+    if not os.path.isfile(path):
+        raise UsageError(f"--backbone: file not found: {path!r}")
+    ok = path.endswith(".keras") and zipfile.is_zipfile(path)
+    if ok:
+        with zipfile.ZipFile(path) as z:
+            ok = "config.json" in z.namelist()
+    if not ok:
+        raise UsageError(
+            f"--backbone {path!r} is not a .keras model file (the zip that "
+            "model.save('name.keras') writes)")
+
+
+def image_size(config):
+    """The backbone's input size: --image-size or the dataset's default."""
+    if config.image_size:
+        return config.image_size
+    return 96 if config.dataset == "digits" else 224
+
+
+# --------------------------------------------------------------------- data
+
+
+def load_data(config):
+    """Digits (embedded, optionally some classes and a fraction of the
+    labels), tf_flowers / cats_vs_dogs (tensorflow-datasets, resized to the
+    image size) or `folder:PATH`."""
+    if config.dataset == "digits":
+        return _ic.digits_data(config, label_fraction=config.label_fraction)
+    size = image_size(config)
+    if config.dataset.startswith("folder:"):
+        return _ic._load_folder(config.replace(image_size=size),
+                                config.dataset[len("folder:"):])
+    return _load_tfds(config, size)
+
+
+def _load_tfds(config, size):
+    import tensorflow as tf
+
+    from dlrecipes.data import tfds_loader
+
+    # Both datasets have a single "train" split: 80% train+val, 20% test.
+    val_pct = int(round(config.val_fraction * 100))
+    if val_pct:
+        splits = [f"train[:{80 - val_pct}%]", f"train[{80 - val_pct}%:80%]",
+                  "train[80%:]"]
+    else:
+        splits = ["train[:80%]", "train[80%:]"]
+    datasets, info = tfds_loader.load(config.dataset, splits,
+                                      data_dir=config.data_dir or None)
+    if not val_pct:
+        datasets = [datasets[0], None, datasets[1]]
+
+    def resize(image, label):  # (h, w, 3) uint8 -> (size, size, 3) float32
+        return tf.image.resize(image, (size, size)), label
+
+    def pipeline(ds, training):
+        if training:
+            ds = ds.shuffle(1000, seed=config.seed)
+        ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(config.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    train, val, test = (None if d is None else pipeline(d, i == 0)
+                        for i, d in enumerate(datasets))
+    try:
+        num_train = info.splits[splits[0]].num_examples
+    except KeyError:  # no split metadata (tfds.testing.mock_data)
+        num_train = max(0, int(datasets[0].cardinality()))
+    labels = info.features["label"]
+    return Data(train, val, test, input_shape=(size, size, 3),
+                num_classes=labels.num_classes,
+                class_names=tuple(labels.names),
+                info={"scale": 1 / 255, "flip": True,
+                      "num_train": num_train or None})
+
+
+# ----------------------------------------------------------------- backbone
+
+
+def preprocess_layer(family):
+    """`keras.applications.<family>.preprocess_input` as a frozen Dense(3).
+
+    Every family's preprocessing is an affine map of each pixel's channels
+    (scaling, mean/std normalisation, RGB->BGR); it is read off the function
+    itself by probing it with the zero pixel and the unit pixels, so the
+    saved model needs no Lambda. Returns None where it is the identity.
+    """
+    fn = getattr(keras.applications, family).preprocess_input
+    probe = np.concatenate([np.zeros((1, 3)), 255 * np.eye(3)])
+    out = np.asarray(fn(probe.reshape(4, 1, 1, 3).copy()),
+                     dtype="float64").reshape(4, 3)
+    bias = out[0]
+    kernel = (out[1:] - bias) / 255  # row i: response to channel i
+    check = np.random.default_rng(0).uniform(0, 255, (8, 3))
+    expected = np.asarray(fn(check.reshape(8, 1, 1, 3).copy()),
+                          dtype="float64").reshape(8, 3)
+    if not np.allclose(check @ kernel + bias, expected, atol=1e-3):
+        raise RuntimeError(f"{family}.preprocess_input is not affine")
+    if np.allclose(kernel, np.eye(3)) and np.allclose(bias, 0):
+        return None
+    layer = keras.layers.Dense(3, trainable=False, name="preprocess")
+    layer.build((None, 3))
+    layer.set_weights([kernel.astype("float32"), bias.astype("float32")])
+    return layer
+
+
+def _application(config, size, weights):
+    constructor, _ = BACKBONES[config.backbone]
+    kwargs = {"include_top": False, "weights": weights,
+              "input_shape": (size, size, 3), "name": "backbone"}
+    if config.backbone in WIDTH_MULTIPLIER:
+        kwargs["alpha"] = config.alpha
+    try:
+        return getattr(keras.applications, constructor)(**kwargs)
+    except ValueError as e:  # bad size / alpha for these weights
+        raise UsageError(f"--backbone {config.backbone}: "
+                         f"{_first_line(e)}") from None
+    except Exception as e:
+        if weights == "imagenet":
+            raise RunError(
+                f"cannot download ImageNet weights for {config.backbone} "
+                f"({_first_line(e)[:200]}); offline, pass --weights PATH (a "
+                "weights file of the same architecture) or --backbone "
+                "PATH.keras (a saved Keras model), or --weights none for "
+                "random initialisation") from None
+        raise UsageError(f"--weights: cannot load {weights!r} into "
+                         f"{config.backbone}: {_first_line(e)[:200]}") \
+            from None
+
+
+def _first_line(e):
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+POOLING_LAYERS = tuple(getattr(keras.layers, n) for n in dir(keras.layers)
+                       if n.endswith(("Pooling1D", "Pooling2D", "Pooling3D")))
+# Layers that only add noise in training and are the identity in inference
+# (shape-preserving): a cut backbone drops them, augmentation is the
+# recipe's job (--augment), in front of the backbone.
+NOISE_LAYERS = tuple(getattr(keras.layers, n) for n in (
+    "RandomFlip", "RandomTranslation", "RandomRotation", "RandomZoom",
+    "RandomContrast", "RandomBrightness", "RandomErasing",
+    "RandomGaussianBlur", "RandomSaturation", "RandomHue", "RandomSharpness",
+    "RandomColorJitter", "RandomGrayscale", "RandomPerspective",
+    "GaussianNoise", "GaussianDropout") if hasattr(keras.layers, n))
+
+
+def _drop_noise(layer):
+    if isinstance(layer, NOISE_LAYERS):
+        return keras.layers.Identity(name=layer.name)
+    return layer  # the same layer object: weights are shared, not copied
+
+
+def cut_model(model, name="backbone"):
+    """The part of a functional `model` up to its last pooling layer (or up
+    to its last layer's input if it has none), as a new model that shares
+    the weights, without augmentation and noise layers."""
+    try:
+        (inputs,) = model.inputs
+        layers = model.layers
+        pools = [i for i, layer in enumerate(layers)
+                 if isinstance(layer, POOLING_LAYERS)]
+        outputs = layers[pools[-1]].output if pools else layers[-1].input
+        cut = keras.Model(inputs, outputs, name=name)
+        return keras.models.clone_model(cut, clone_function=_drop_noise)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise UsageError(
+            "--backbone must be a functional or Sequential model with one "
+            f"image input ({_first_line(e)[:160]})") from None
+
+
+def load_backbone_file(path):
+    """A saved .keras model (safe_mode on), cut at its last pooling layer."""
+    check_backbone_file(path)
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as e:
+        raise UsageError(f"--backbone: cannot load {path!r}: "
+                         f"{_first_line(e)[:200]}") from None
+    return cut_model(model)
+
+
+def build_backbone(config, data):
+    """(backbone, preprocess layer or None), re-initialised for scratch."""
+    scratch = config.strategy == "scratch"
+    if is_backbone_path(config.backbone):
+        backbone = load_backbone_file(config.backbone)
+        if scratch:  # same architecture, fresh initial weights
+            backbone = keras.models.clone_model(backbone)
+        return backbone, None
+    size = image_size(config)
+    weights = None if scratch or config.weights == "none" else config.weights
+    family = BACKBONES[config.backbone][1]
+    return _application(config, size, weights), preprocess_layer(family)
+
+
+# -------------------------------------------------------------------- model
+
+
+def build_model(config, data):
+    """An uncompiled classifier on raw pixels: input adapter, backbone
+    (frozen unless `scratch`; called with training=False unless `scratch`),
+    new head; softmax in float32."""
+    backbone, preprocess = build_backbone(config, data)
+    _, height, width, channels = backbone.input_shape
+    inputs = keras.Input(data.input_shape, name="image")
+    x = inputs
+    if preprocess is not None or not is_backbone_path(config.backbone):
+        scale = data.info.get("scale", 1 / 255) * 255
+        if not math.isclose(scale, 1.0):
+            x = keras.layers.Rescaling(scale, name="to_255")(x)  # 0..255
+    if height and tuple(data.input_shape[:2]) != (height, width):
+        x = keras.layers.Resizing(height, width, name="resize")(x)
+    for layer in _ic.augmentation(config, data):
+        x = layer(x)
+    have = data.input_shape[-1]
+    if have == 1 and channels == 3:
+        x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    elif have != channels:
+        raise UsageError(f"the backbone takes {channels} channels but the "
+                         f"dataset has {have}")
+    if preprocess is not None:
+        x = preprocess(x)
+    scratch = config.strategy == "scratch"
+    # Keras 3 passes fit's training=True on into nested models even when
+    # they were called with training=False (keras-team/keras#20285): what
+    # keeps batch norm in inference mode is its trainable=False. Frozen
+    # here; fine-tuning unfreezes all but the batch-norm layers.
+    features = backbone(x, training=None if scratch else False)
+    if not scratch:
+        backbone.trainable = False
+    # features: (batch, h, w, c) or (batch, features)
+    x = features
+    if len(x.shape) == 4:
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    elif len(x.shape) > 2:
+        x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    outputs = keras.layers.Dense(data.num_classes, activation="softmax",
+                                 dtype="float32", name="classifier")(x)
+    return keras.Model(inputs, outputs,
+                       name=config.strategy.replace("-", "_") + "_transfer")
+
+
+def compile_kwargs(config, data):
+    return {"loss": "sparse_categorical_crossentropy",
+            "metrics": ["accuracy"]}
+
+
+# --------------------------------------------------------------- training
+
+
+def _batch_norms(layer):
+    """`layer` and its nested sublayers that are BatchNormalization layers.
+
+    Keras 3 has no public sublayer iterator for composite layers (a
+    `ResidualBlock`, an EfficientNet block); `_flatten_layers` is what
+    `Layer.trainable` itself walks.
+    """
+    walk = getattr(layer, "_flatten_layers", None)
+    sublayers = list(walk(include_self=True, recursive=True)) if walk \
+        else [layer]
+    return [s for s in sublayers
+            if isinstance(s, keras.layers.BatchNormalization)]
+
+
+def unfreeze_top(backbone, num_layers):
+    """Make the top `num_layers` weight-carrying layers or blocks (0: all)
+    of `backbone` trainable, except every BatchNormalization layer (also
+    inside blocks), which stays frozen and so in inference mode. Returns the
+    names of the unfrozen layers."""
+    candidates = [layer for layer in backbone.layers if layer.weights
+                  and not isinstance(layer, keras.layers.BatchNormalization)]
+    top = candidates[-num_layers:] if num_layers else candidates
+    chosen = {id(layer) for layer in top}
+    backbone.trainable = True
+    for layer in backbone.layers:
+        layer.trainable = id(layer) in chosen
+        for norm in _batch_norms(layer):
+            norm.trainable = False
+    return [layer.name for layer in top]
+
+
+def _recompile(model, config, data, steps):
+    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow
+    scope = strategy.scope() if strategy is not None else _nullcontext()
+    with scope:
+        model.compile(optimizer=make_optimizer(config, steps),
+                      jit_compile=model.jit_compile,
+                      **compile_kwargs(config, data))
+
+
+def _nullcontext():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def fit(model, config, data, steps, fit_kwargs):
+    """The harness' fit hook: one `fit` except for `fine-tune`'s two phases.
+
+    Phase 1 trains the head (backbone frozen) for `head_epochs`; phase 2
+    unfreezes the top `fine_tune_layers`, recompiles with the learning rate
+    times `fine_tune_lr_factor` and continues from epoch `head_epochs`. The
+    harness' `BackupAndRestore` keeps its backup across the phase boundary,
+    so a resumed run skips phase 1 (zero epochs left) once it was done.
+    """
+    if config.strategy != "fine-tune":
+        return model.fit(**fit_kwargs)
+    backups = [c for c in fit_kwargs.get("callbacks") or ()
+               if isinstance(c, keras.callbacks.BackupAndRestore)]
+    keep = [b.delete_checkpoint for b in backups]
+    head = config.replace(epochs=config.head_epochs)
+    _recompile(model, head, data, steps)
+    with warnings.catch_warnings():
+        # A backup from phase 2 restores into phase 1 (and the phase-1
+        # backup into phase 2) with a differently sized optimizer.
+        warnings.filterwarnings("ignore", "Skipping variable loading for "
+                                "optimizer")
+        try:
+            for b in backups:
+                b.delete_checkpoint = False
+            history = model.fit(**{**fit_kwargs,
+                                   "epochs": config.head_epochs})
+        finally:
+            for b, k in zip(backups, keep):
+                b.delete_checkpoint = k
+        losses = history.history.get("loss") or [0.0]
+        if not math.isfinite(losses[-1]):  # TerminateOnNaN stopped it
+            return history
+        unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
+        tune = config.replace(
+            learning_rate=config.learning_rate * config.fine_tune_lr_factor,
+            epochs=config.epochs - config.head_epochs)
+        _recompile(model, tune, data, steps)
+        return model.fit(**{**fit_kwargs, "initial_epoch":
+                            config.head_epochs})
+
+
+# ------------------------------------------------------------------- report
+
+
+def report(model, data, run_dir, config):
+    """Confusion matrix and misclassified images, as image-classification,
+    plus the backbone's trainable and total parameter counts."""
+    metrics = _ic.report(model, data, run_dir, config)
+    backbone = model.get_layer("backbone")
+    metrics.update({
+        "backbone_params": int(backbone.count_params()),
+        "trainable_params": int(sum(np.prod(w.shape)
+                                    for w in model.trainable_weights)),
+    })
+    return metrics
+
+
+def main(argv=None):
+    from dlrecipes.cli import run_recipe_main
+
+    return run_recipe_main("transfer-learning", argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,371 @@
+"""`--distribute` on one CPU machine, every path against the single-device
+run: two devices in one process under JAX
+(`--xla_force_host_platform_device_count=2`) and under TensorFlow (two
+logical CPUs, `MirroredStrategy`), and two JAX processes on loopback
+(`keras.distribution.initialize`, gloo collectives). The JAX runs hide
+TensorFlow (a GPU machine has none), and every recipe's smoke config runs
+under JAX without TensorFlow, with `--mixed-precision`.
+
+Each configuration runs in a subprocess (device counts and a JAX job are
+fixed per process); the module-scoped fixtures run each once.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import recipes  # noqa: F401  (registers every recipe)
+from dlrecipes.errors import UsageError
+from dlrecipes.registry import get_recipe, list_recipes
+from dlrecipes.training import distribute
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Makes TensorFlow (and tfds) invisible as on a machine without them:
+# `import tensorflow` raises ModuleNotFoundError and
+# `importlib.util.find_spec("tensorflow")` is None.
+HIDE_TENSORFLOW = '''
+import importlib.machinery, sys
+_HIDDEN = ("tensorflow", "tensorflow_datasets", "tf_keras")
+class _HideTensorFlow:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name.split(".")[0] in _HIDDEN or name.startswith("tensorflow_"):
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, path, target)
+    @staticmethod
+    def invalidate_caches():
+        importlib.machinery.PathFinder.invalidate_caches()
+sys.meta_path[:] = [_HideTensorFlow if f is importlib.machinery.PathFinder
+                    else f for f in sys.meta_path]
+'''
+
+TWO_TF_CPUS = '''
+import tensorflow as tf
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+'''
+
+# Runs image-classification once per config in argv[1] (a JSON list) and
+# prints the results (or the UsageError) as one JSON line.
+DRIVER = '''
+import json, sys
+import recipes
+from dlrecipes.errors import UsageError
+from dlrecipes.registry import get_recipe
+from dlrecipes.training import run_recipe
+recipe = get_recipe("image-classification")
+out = []
+for values in json.loads(sys.argv[1]):
+    try:
+        result = run_recipe(recipe, recipe.config_class(**values),
+                            resume=False, print_summary=False)
+    except UsageError as error:
+        out.append({"error": str(error)})
+        continue
+    out.append({"run_dir": result.run_dir, "history": result.history,
+                "metrics": result.metrics})
+print("RESULT " + json.dumps(out, default=str))
+'''
+
+# Every registered recipe's smoke config through the CLI, with
+# --mixed-precision; prints {name: [exit code, stderr lines]}.
+SMOKE_ALL = '''
+import contextlib, io, json, sys
+import recipes
+from dlrecipes.cli import main
+from dlrecipes.registry import get_recipe, list_recipes
+out = {}
+for name in list_recipes():
+    args = ["run", name, "--output-dir", sys.argv[1], "--verbose", "0",
+            "--mixed-precision"]
+    for key, value in get_recipe(name).module.SMOKE.items():
+        args += ["--" + key.replace("_", "-"), str(value)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = main(args)
+    out[name] = [code, [l for l in err.getvalue().splitlines()
+                        if l.startswith("error")]]
+print("RESULT " + json.dumps(out))
+'''
+
+# Small enough to be quick, deterministic apart from the data order (no
+# dropout, no augmentation, no batch statistics), two epochs so that the
+# second epoch's reshuffle is exercised.
+CONFIG = {"model": "mlp", "width": 8, "epochs": 2, "batch_size": 64,
+          "augment": "none", "dropout": 0.0, "verbose": 0}
+TIMEOUT = 600
+
+
+def _env(tmp, **extra):
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.update(PYTHONPATH=ROOT + os.pathsep + env.get("PYTHONPATH", ""),
+               TF_CPP_MIN_LOG_LEVEL="3", TMPDIR=str(tmp),
+               JAX_PLATFORMS="cpu", **extra)
+    return env
+
+
+def _result(proc):
+    try:
+        stdout, stderr = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        stdout, stderr = proc.communicate()
+    lines = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, f"no result; stderr tail:\n{stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def _start(prelude, script, args, env, cwd):
+    return subprocess.Popen(
+        [sys.executable, "-c", prelude + script, *args], env=env, cwd=cwd,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _losses(run, key="loss"):
+    return [row[key] for row in run["history"]]
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def jax_two_devices(tmp_path_factory):
+    """Single device, then 2 devices, then a batch size that does not
+    split, all in one JAX process with two CPU devices."""
+    tmp = tmp_path_factory.mktemp("jax2")
+    runs = [dict(CONFIG, output_dir=str(tmp / "single")),
+            dict(CONFIG, output_dir=str(tmp / "dist"), distribute=True),
+            dict(CONFIG, output_dir=str(tmp / "odd"), distribute=True,
+                 batch_size=63)]
+    env = _env(tmp, KERAS_BACKEND="jax",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    proc = _start(HIDE_TENSORFLOW, DRIVER, [json.dumps(runs)], env, tmp)
+    return tmp, _result(proc)
+
+
+@pytest.fixture(scope="module")
+def jax_two_processes(tmp_path_factory):
+    """Two JAX processes (one CPU device each) writing to one output
+    directory."""
+    tmp = tmp_path_factory.mktemp("jaxmp")
+    runs = [dict(CONFIG, output_dir=str(tmp / "runs"), distribute=True)]
+    port = _free_port()
+    procs = [
+        _start(HIDE_TENSORFLOW, DRIVER, [json.dumps(runs)], _env(
+            tmp, KERAS_BACKEND="jax",
+            DLRECIPES_COORDINATOR=f"127.0.0.1:{port}",
+            DLRECIPES_NUM_PROCESSES="2", DLRECIPES_PROCESS_ID=str(i)), tmp)
+        for i in range(2)]
+    try:
+        results = [_result(p)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    return tmp, results
+
+
+def test_jax_two_devices_match_one(jax_two_devices):
+    tmp, (single, dist, odd) = jax_two_devices
+    assert single["metrics"]["replicas"] == 1
+    assert dist["metrics"]["replicas"] == 2
+    assert dist["metrics"]["devices"] == ["cpu:0", "cpu:1"]
+    # Same model, same seed; the feeder's data order differs from Keras'
+    # shuffle, so the curves agree within tolerance, not exactly.
+    np.testing.assert_allclose(_losses(dist), _losses(single), rtol=0.05)
+    np.testing.assert_allclose(dist["metrics"]["test_loss"],
+                               single["metrics"]["test_loss"], rtol=0.05)
+    assert _losses(dist)[-1] < _losses(dist)[0]  # it learned
+    # The batch size is global and must split between the devices.
+    assert "multiple of the number of devices (2)" in odd["error"]
+    assert "Received: batch_size=63" in odd["error"]
+    assert not os.listdir(tmp / "odd" / "image-classification")
+
+
+def test_jax_two_processes_train_in_lockstep(jax_two_processes,
+                                             jax_two_devices):
+    tmp, (chief, worker) = jax_two_processes
+    # Both processes saw the same global batches: identical logs.
+    assert chief["history"] == worker["history"]
+    assert worker["metrics"]["process_id"] == 1
+    assert worker["metrics"]["loss"] == _losses(chief)[-1]
+    assert chief["metrics"]["processes"] == 2
+    assert chief["metrics"]["replicas"] == 2
+    # Two processes with one device each feed exactly the global batches
+    # of one process with two devices.
+    _, (single, dist, _) = jax_two_devices
+    np.testing.assert_allclose(_losses(chief), _losses(dist), rtol=1e-5)
+    np.testing.assert_allclose(_losses(chief, "val_loss"),
+                               _losses(dist, "val_loss"), rtol=1e-5)
+    np.testing.assert_allclose(chief["metrics"]["test_loss"],
+                               single["metrics"]["test_loss"], rtol=0.05)
+    # Only process 0 wrote: one run directory, complete; no scratch left.
+    assert worker["run_dir"] is None
+    runs = os.listdir(tmp / "runs" / "image-classification")
+    assert len(runs) == 1
+    assert os.path.join(str(tmp / "runs"), "image-classification",
+                        runs[0]) == chief["run_dir"]
+    run_dir = tmp / "runs" / "image-classification" / runs[0]
+    for name in ("config.json", "history.csv", "metrics.json",
+                 "model.keras"):
+        assert (run_dir / name).is_file()
+    assert not [n for n in os.listdir(tmp) if n.startswith("dlrecipes-")]
+
+
+def test_tensorflow_two_logical_devices_match_one(tmp_path):
+    pytest.importorskip("tensorflow")
+    runs = [dict(CONFIG, output_dir=str(tmp_path / "single")),
+            dict(CONFIG, output_dir=str(tmp_path / "dist"), distribute=True)]
+    proc = _start(TWO_TF_CPUS, DRIVER, [json.dumps(runs)],
+                  _env(tmp_path, KERAS_BACKEND="tensorflow"), tmp_path)
+    single, dist = _result(proc)
+    assert single["metrics"]["replicas"] == 1
+    assert dist["metrics"]["replicas"] == 2
+    # MirroredStrategy splits each batch of the same data order: the
+    # same training up to float summation order.
+    np.testing.assert_allclose(_losses(dist), _losses(single), rtol=1e-3)
+    np.testing.assert_allclose(dist["metrics"]["test_loss"],
+                               single["metrics"]["test_loss"], rtol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def smoke_without_tensorflow(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("notf")
+    proc = _start(HIDE_TENSORFLOW, SMOKE_ALL, [str(tmp / "runs")],
+                  _env(tmp, KERAS_BACKEND="jax"), tmp)
+    return _result(proc)
+
+
+# Recipes whose data loading needs tensorflow-datasets or tf.data even on
+# their default dataset; they must say so in one line.
+NEEDS_TENSORFLOW = {"text-classification"}
+
+
+@pytest.mark.parametrize("name", list_recipes())
+def test_recipe_runs_under_jax_without_tensorflow(name,
+                                                  smoke_without_tensorflow):
+    code, errors = smoke_without_tensorflow[name]
+    if name in NEEDS_TENSORFLOW and code != 0:
+        assert code == 2 and len(errors) == 1, errors
+        assert "tensorflow" in errors[0].lower(), errors
+    else:
+        assert code == 0, errors
+
+
+# ------------------------------------------------------- in-process tests
+
+
+@pytest.mark.parametrize("num_processes,unit", [(1, 1), (1, 2), (2, 2),
+                                                (2, 4), (3, 3)])
+def test_shard_feeder_slices_global_batches(num_processes, unit):
+    n, batch = 203, 12
+    x = np.arange(n, dtype="float32")[:, None]
+    y = np.arange(n)
+    reference = distribute.ShardFeeder(x, y, batch, 1, 0, unit, seed=7)
+    feeders = [distribute.ShardFeeder(x, y, batch, num_processes, p, unit,
+                                      seed=7)
+               for p in range(num_processes)]
+    orders = []
+    for epoch in range(2):
+        seen = []
+        assert all(len(f) == len(reference) for f in feeders)
+        for i in range(len(reference)):
+            parts = [f[i] for f in feeders]
+            sizes = {len(part[1]) for part in parts}
+            assert len(sizes) == 1  # every process feeds as many examples
+            glued = np.concatenate([part[1] for part in parts])
+            np.testing.assert_array_equal(glued, reference[i][1])
+            assert len(glued) % unit == 0
+            np.testing.assert_array_equal(parts[0][0][:, 0], parts[0][1])
+            seen.extend(glued)
+        assert len(seen) == len(set(seen)) == n - n % unit
+        orders.append(seen)
+        for f in feeders + [reference]:
+            f.on_epoch_end()
+    assert orders[0] != orders[1]  # reshuffled every epoch
+
+
+def test_shard_feeder_without_shuffle_keeps_order():
+    x = np.arange(10, dtype="float32")
+    feeder = distribute.ShardFeeder(x, x, 4, 2, 1, 2, shuffle=False)
+    batches = [list(feeder[i][1]) for i in range(len(feeder))]
+    assert batches == [[2.0, 3.0], [6.0, 7.0], [9.0]]
+
+
+class _Config:
+    def __init__(self, **values):
+        self.__dict__.update(values)
+
+
+def test_cluster_from_config_and_environment(monkeypatch):
+    for var in (distribute.ENV_COORDINATOR, distribute.ENV_NUM_PROCESSES,
+                distribute.ENV_PROCESS_ID):
+        monkeypatch.delenv(var, raising=False)
+    assert distribute.cluster_from(_Config()) == distribute.Cluster()
+    monkeypatch.setenv(distribute.ENV_COORDINATOR, "10.0.0.1:1234")
+    monkeypatch.setenv(distribute.ENV_NUM_PROCESSES, "4")
+    monkeypatch.setenv(distribute.ENV_PROCESS_ID, "3")
+    cluster = distribute.cluster_from(_Config())
+    assert cluster == distribute.Cluster("10.0.0.1:1234", 4, 3)
+    assert cluster.multi_process and not cluster.is_chief
+    # Config fields, where a config has them and they are not left at
+    # their defaults, override the environment.
+    cluster = distribute.cluster_from(_Config(num_processes=8, process_id=0,
+                                              coordinator="h:9"))
+    assert cluster == distribute.Cluster("h:9", 8, 3)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"DLRECIPES_NUM_PROCESSES": "two"}, "Received: DLRECIPES_NUM_PROCESSES"),
+    ({"DLRECIPES_NUM_PROCESSES": "0"}, "Received: num_processes=0"),
+    ({"DLRECIPES_NUM_PROCESSES": "2", "DLRECIPES_PROCESS_ID": "2",
+      "DLRECIPES_COORDINATOR": "h:1"}, "Received: process_id=2"),
+    ({"DLRECIPES_NUM_PROCESSES": "2"}, "Received: coordinator=''"),
+    ({"DLRECIPES_NUM_PROCESSES": "2", "DLRECIPES_COORDINATOR": "h"},
+     "Received: coordinator='h'"),
+])
+def test_cluster_bad_settings(monkeypatch, env, message):
+    for var in (distribute.ENV_COORDINATOR, distribute.ENV_NUM_PROCESSES,
+                distribute.ENV_PROCESS_ID):
+        monkeypatch.delenv(var, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(UsageError, match=message):
+        distribute.cluster_from(_Config())
+
+
+def test_multi_process_under_tensorflow_points_to_jax(monkeypatch):
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("checks the TensorFlow backend's message")
+    monkeypatch.setenv(distribute.ENV_COORDINATOR, "127.0.0.1:1")
+    monkeypatch.setenv(distribute.ENV_NUM_PROCESSES, "2")
+    monkeypatch.setenv(distribute.ENV_PROCESS_ID, "0")
+    with pytest.raises(UsageError, match="KERAS_BACKEND=jax.*20585"):
+        distribute.initialize_cluster(_Config(distribute=True))
+    with pytest.raises(UsageError, match="need --distribute"):
+        distribute.initialize_cluster(_Config(distribute=False))
+
+
+def test_distribute_with_one_device_warns_and_trains(tmp_path):
+    from dlrecipes.training import run_recipe
+
+    recipe = get_recipe("image-classification")
+    config = recipe.config_class(**dict(
+        CONFIG, epochs=1, distribute=True, output_dir=str(tmp_path)))
+    with pytest.warns(UserWarning, match="only one device"):
+        result = run_recipe(recipe, config, print_summary=False)
+    assert result.metrics["replicas"] == 1
+    assert np.isfinite(result.metrics["test_loss"])

@@ -1,0 +1,299 @@
+"""transfer-learning: backbones from a weights file and from a saved model,
+the two fine-tuning phases and their resume, offline and bad-input errors,
+and the quality check (a pretrained backbone beats the same network trained
+from scratch on 10% of the labels)."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import recipes  # noqa: F401  (registers every recipe)
+from dlrecipes.cli import main
+from dlrecipes.config import config_from_dict
+from dlrecipes.registry import get_recipe
+from recipes import transfer_learning as tl
+
+pytestmark = pytest.mark.backends
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# A small random-init keras.applications backbone at a small image size.
+TINY = ["--backbone", "mobilenet_v2", "--alpha", "0.35", "--image-size", "32",
+        "--batch-size", "64", "--verbose", "0"]
+
+
+def run_dir_of(out, name="transfer-learning"):
+    (run,) = os.listdir(out / name)
+    return out / name / run
+
+
+def history(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def same_weights(a, b):
+    return all(np.array_equal(keras.ops.convert_to_numpy(x),
+                              keras.ops.convert_to_numpy(y))
+               for x, y in zip(a, b))
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A small ResNet trained by image-classification on digits 0-4."""
+    out = tmp_path_factory.mktemp("pretrain")
+    assert main(["run", "image-classification", "--classes", "0-4",
+                 "--epochs", "2", "--width", "8", "--verbose", "0",
+                 "--output-dir", str(out)]) == 0
+    return run_dir_of(out, "image-classification") / "model.keras"
+
+
+# ------------------------------------------------------------ preprocessing
+
+
+@pytest.mark.parametrize("family", ["mobilenet_v2", "resnet50", "densenet",
+                                    "efficientnet", "convnext"])
+def test_preprocess_layer_matches_preprocess_input(family):
+    fn = getattr(keras.applications, family).preprocess_input
+    x = np.random.default_rng(0).uniform(0, 255, (2, 5, 5, 3))
+    expected = np.asarray(fn(x.copy()), dtype="float64")
+    layer = tl.preprocess_layer(family)
+    if layer is None:  # the model preprocesses inside (EfficientNet ...)
+        np.testing.assert_allclose(expected, x, rtol=1e-6)
+        return
+    got = keras.ops.convert_to_numpy(layer(x.astype("float32")))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-3)
+    assert not layer.trainable_weights
+
+
+# ---------------------------------------------------------------- backbones
+
+
+def test_weights_file(tmp_path):
+    """--weights PATH loads the file; feature extraction leaves it as is."""
+    source = keras.applications.MobileNetV2(
+        include_top=False, weights=None, alpha=0.35, input_shape=(32, 32, 3))
+    path = tmp_path / "mnv2.weights.h5"
+    source.save_weights(path)
+    out = tmp_path / "runs"
+    assert main(["run", "transfer-learning", *TINY, "--weights", str(path),
+                 "--strategy", "feature-extraction", "--epochs", "1",
+                 "--label-fraction", "0.3", "--output-dir", str(out)]) == 0
+    model = keras.saving.load_model(run_dir_of(out) / "model.keras")
+    assert model.output_shape == (None, 10)
+    backbone = model.get_layer("backbone")
+    assert len(backbone.weights) == len(source.weights)
+    # Every weight, batch-norm statistics included, is the file's.
+    assert same_weights(backbone.weights, source.weights)
+
+
+def test_build_model_strategies(pretrained):
+    """A --backbone model is cut at its pooling layer with its weights;
+    scratch re-initialises the same architecture."""
+    source = keras.saving.load_model(pretrained)
+    cls = get_recipe("transfer-learning").config_class
+    built = {}
+    for strategy in ("feature-extraction", "scratch"):
+        config = config_from_dict(cls, {"backbone": str(pretrained),
+                                        "classes": "5-9",
+                                        "strategy": strategy})
+        data = tl.load_data(config)
+        model = tl.build_model(config, data)
+        assert model.output_shape == (None, 5)
+        built[strategy] = model.get_layer("backbone")
+    kinds = [type(layer).__name__ for layer in built["scratch"].layers]
+    assert kinds[-1] == "GlobalAveragePooling2D"
+    assert "RandomTranslation" not in kinds  # augmentation is dropped
+    stem = [w for w in source.get_layer("stem").weights]
+    assert same_weights(built["feature-extraction"].get_layer("stem").weights,
+                        stem)
+    assert not same_weights(built["scratch"].get_layer("stem").weights, stem)
+    assert built["feature-extraction"].trainable is False
+    assert built["scratch"].trainable is True
+
+
+def test_fine_tune_phases(pretrained, tmp_path):
+    """Head first, then the top block at a 10x lower learning rate; lower
+    layers and every batch-norm statistic stay as pretrained."""
+    out = tmp_path / "runs"
+    assert main(["run", "transfer-learning", "--backbone", str(pretrained),
+                 "--classes", "5-9", "--strategy", "fine-tune",
+                 "--epochs", "3", "--head-epochs", "1",
+                 "--fine-tune-layers", "1", "--learning-rate", "0.01",
+                 "--checkpoint", "last", "--verbose", "0",
+                 "--output-dir", str(out)]) == 0
+    run = run_dir_of(out)
+    rates = [float(r["learning_rate"]) for r in history(run)]
+    np.testing.assert_allclose(rates, [0.01, 0.001, 0.001], rtol=1e-6)
+    source = keras.saving.load_model(pretrained)
+    backbone = keras.saving.load_model(run / "model.keras").get_layer(
+        "backbone")
+    top = "residual_block_1"
+    for layer in backbone.layers:
+        if not layer.weights:
+            continue
+        before = {w.path.split("/", 1)[1]: keras.ops.convert_to_numpy(w)
+                  for w in source.get_layer(layer.name).weights}
+        for w in layer.weights:
+            key = w.path.split("/", 1)[1]
+            changed = not np.array_equal(keras.ops.convert_to_numpy(w),
+                                         before[key])
+            frozen = layer.name != top or any(
+                k in key for k in ("norm", "moving", "gamma", "beta"))
+            assert changed != frozen, (layer.name, key)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("stop_after", [0, 1, 2])
+def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
+    """Killed after epoch `stop_after` (head phase: epochs 0-1), the same
+    command resumes: it runs only the missing epochs, each in its phase."""
+    args = ["run", "transfer-learning", "--backbone", str(pretrained),
+            "--classes", "5-9", "--strategy", "fine-tune", "--epochs", "4",
+            "--head-epochs", "2", "--learning-rate", "0.01", "--verbose",
+            "0", "--output-dir", str(tmp_path)]
+    real_fit = tl.fit
+    seen = []
+
+    class Spy(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(epoch)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == stop_after and interrupt:
+                raise _Interrupt()
+
+    def spy_fit(model, config, data, steps, fit_kwargs):
+        fit_kwargs["callbacks"] = [*fit_kwargs["callbacks"], Spy()]
+        return real_fit(model, config, data, steps, fit_kwargs)
+
+    monkeypatch.setattr(tl, "fit", spy_fit)
+    interrupt = True
+    assert main(args) == 1
+    assert seen == list(range(stop_after + 1))
+    run = run_dir_of(tmp_path)
+    assert not (run / "metrics.json").exists()
+    seen.clear()
+    interrupt = False
+    assert main(args) == 0
+    assert run_dir_of(tmp_path) == run
+    assert seen == list(range(stop_after + 1, 4))
+    m = metrics(run)
+    assert m["resumed"] is True and m["epochs_run"] == 4
+    rows = history(run)
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
+    np.testing.assert_allclose([float(r["learning_rate"]) for r in rows],
+                               [0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+    assert not (run / "backup").exists()
+
+
+def test_tfds_mock(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=16):
+        assert main(["run", "transfer-learning", *TINY, "--weights", "none",
+                     "--dataset", "tf_flowers", "--strategy",
+                     "feature-extraction", "--epochs", "1", "--batch-size",
+                     "8", "--output-dir", str(tmp_path)]) == 0
+    model = keras.saving.load_model(run_dir_of(tmp_path) / "model.keras")
+    assert tuple(model.input_shape[1:]) == (32, 32, 3)
+    assert model.output_shape == (None, 5)
+
+
+# ------------------------------------------------------------------- errors
+
+
+OFFLINE = """
+import socket, sys
+def offline(*args, **kwargs):
+    raise socket.gaierror(-2, "Name or service not known")
+socket.getaddrinfo = offline
+socket.create_connection = offline
+from dlrecipes.cli import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def test_imagenet_offline_is_one_line(tmp_path):
+    """No network: one `error:` line naming --weights and --backbone."""
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras_home")}
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFLINE, "run", "transfer-learning", *TINY,
+         "--epochs", "1", "--output-dir", str(tmp_path / "runs")],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "ImageNet" in lines[0]
+    assert "--weights PATH" in lines[0] and "--backbone PATH.keras" in \
+        lines[0]
+
+
+def _not_a_model(tmp_path):
+    path = tmp_path / "zip.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "not a model")
+    return path
+
+
+def _text_file(tmp_path):
+    path = tmp_path / "text.keras"
+    path.write_text("hello")
+    return path
+
+
+BAD = [
+    (lambda p: ["--backbone", "alexnet"], "mobilenet_v2"),
+    (lambda p: ["--backbone", str(p / "missing.keras")], "not found"),
+    (lambda p: ["--backbone", str(_text_file(p))], "not a .keras"),
+    (lambda p: ["--backbone", str(_not_a_model(p))], "not a .keras"),
+    (lambda p: ["--strategy", "distill"], "feature-extraction"),
+    (lambda p: ["--weights", str(p / "none.h5")], "--weights"),
+    (lambda p: ["--backbone", "resnet50", "--alpha", "0.5"], "--alpha"),
+    (lambda p: ["--dataset", "tf_flowers", "--label-fraction", "0.1"],
+     "digits only"),
+    (lambda p: ["--epochs", "3", "--head-epochs", "3"], "--head-epochs"),
+    (lambda p: ["--image-size", "16"], "--image-size"),
+    (lambda p: ["--dataset", "imagenet"], "tf_flowers"),
+    (lambda p: ["--classes", "5"], "--classes"),
+]
+
+
+@pytest.mark.parametrize("make_args,needle", BAD,
+                         ids=[n for _, n in BAD])
+def test_bad_input(make_args, needle, tmp_path, capsys):
+    out = tmp_path / "runs"
+    code = main(["run", "transfer-learning", *make_args(tmp_path),
+                 "--output-dir", str(out)])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle in lines[0]
+    assert "Traceback" not in err
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_unloadable_backbone(tmp_path, capsys):
+    """A .keras zip whose model cannot be rebuilt: one line, exit 2."""
+    path = tmp_path / "broken.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps({"class_name": "NoSuchLayer",
+                                              "config": {}}))
+    code = main(["run", "transfer-learning", "--backbone", str(path),
+                 "--output-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --backbone: cannot load")

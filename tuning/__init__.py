@@ -1,0 +1,32 @@
+"""KerasTuner searches over every recipe's hyperparameters.
+
+    from tuning import Choice, Float, search_space, run_search
+
+    space = search_space("image-classification")      # {field: spec}, editable
+    space["width"] = Choice((16, 32))
+    result = run_search("image-classification", tuner="random", space=space,
+                        max_trials=10, fixed={"epochs": 5})
+    result.best_config, result.directory, result.test_metrics
+
+`tuning/<recipe module>.py` declares each recipe's `SPACE` (hp names are
+config field names); `tuning.runner` wraps KerasTuner's RandomSearch,
+GridSearch, Hyperband and BayesianOptimization; `dlrecipes tune` is
+`tuning.cli`.
+"""
+
+from tuning.space import (  # noqa: F401
+    Boolean, Choice, Float, Int, search_space)
+
+
+def run_search(recipe, **kwargs):
+    """Run (or resume) a search; see `tuning.runner.run_search`."""
+    from tuning.runner import run_search as _run_search
+
+    return _run_search(recipe, **kwargs)
+
+
+def report_search(path):
+    """Print a search directory's trials table again (and redraw its plot)."""
+    from tuning.runner import report_search as _report_search
+
+    return _report_search(path)
