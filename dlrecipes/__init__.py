@@ -27,3 +27,4 @@ with quiet_native_stderr():
 from dlrecipes import callbacks  # noqa: F401,E402  (registers callbacks)
 from dlrecipes import layers  # noqa: F401,E402  (registers layers)
 from dlrecipes import schedules  # noqa: F401,E402  (registers schedules)
+from dlrecipes.saving import load_model  # noqa: F401,E402

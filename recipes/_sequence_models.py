@@ -24,13 +24,11 @@ def auto_dilations(length, kernel_size):
     return tuple(dilations)
 
 
-import os
-TCN_NORM = os.environ.get("TCN_NORM", "layer")
-def tcn_layer(units, kernel_size, dilations, dropout=0.0, kernel_initializer=
-              "he_normal", name="tcn"):
+def tcn_layer(units, kernel_size, dilations, dropout=0.0,
+              kernel_initializer="he_normal", name="tcn"):
     """The recipes' TCN: causal, last step out, skip connections, layer norm."""
     return TCN(filters=units, kernel_size=kernel_size,
-               dilations=tuple(dilations), dropout=dropout, norm=None if TCN_NORM == "none" else TCN_NORM,
+               dilations=tuple(dilations), dropout=dropout, norm="layer",
                return_sequences=False, causal=True,
                kernel_initializer=kernel_initializer, name=name)
 

@@ -25,7 +25,7 @@ lie inside the training part; validation and test windows are the ones
 whose targets lie in those parts (their inputs are the values just before,
 the observed history at forecast time), so every step of the test part is
 forecast. `--lookback auto` is the TCN's receptive field for `--model tcn`
-(`1 + 2 (kernel_size - 1) sum(dilations)`, 15 by default) and the season
+(`1 + 2 (kernel_size - 1) sum(dilations)`, 13 by default) and the season
 otherwise (a CSV without `--season`: the TCN's receptive field too); a TCN
 whose window is shorter than its receptive field gets a warning.
 
@@ -84,14 +84,15 @@ class TimeseriesForecastingConfig(TrainConfig):
                         "transformer hidden size", min=1)
     num_layers: int = option(1, "stacked layers (not tcn)", min=1)
     dropout: float = option(0.0, "dropout rate", min=0, max=0.9)
-    kernel_size: int = option(2, "TCN kernel size", min=1)
-    dilations: tuple[int, ...] = option((1, 2, 4), "TCN dilation rates",
+    kernel_size: int = option(3, "TCN kernel size", min=1)
+    dilations: tuple[int, ...] = option((1, 2), "TCN dilation rates",
                                         min=1)
     num_heads: int = option(2, "transformer attention heads", min=1)
     loss: str = option("mse", "training loss on the standardized series",
                        choices=("mse", "mae", "huber"))
     # Training defaults tuned for sunspots (see Results).
-    epochs: int = option(100, "training epochs", min=1)
+    epochs: int = option(30, "training epochs", min=1)
+    batch_size: int = option(16, "global batch size", min=1)
     learning_rate: float = option(3e-3, "peak learning rate", min=0,
                                   exclusive_min=True)
 

@@ -144,6 +144,10 @@ class TransferLearningConfig(TrainConfig):
         "(digits only)", min=0, max=1, exclusive_min=True)
     val_fraction: float = option(0.1, "fraction of training data held out "
                                  "for validation", min=0, max=0.5)
+    pooling: str = option(
+        "avg", "how the head pools a backbone's feature map (avg: global "
+        "average, as Keras' guide; flatten keeps the layout of small maps)",
+        choices=("avg", "max", "flatten"))
     dropout: float = option(0.2, "dropout before the new classifier",
                             min=0, max=0.95)
     augment: str = option("auto", "augmentation in front of the backbone "
@@ -439,8 +443,10 @@ def build_model(config, data):
         backbone.trainable = False
     # features: (batch, h, w, c) or (batch, features)
     x = features
-    if len(x.shape) == 4:
-        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if len(x.shape) == 4 and config.pooling != "flatten":
+        pool = (keras.layers.GlobalAveragePooling2D if config.pooling == "avg"
+                else keras.layers.GlobalMaxPooling2D)
+        x = pool(name="pool")(x)
     elif len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)

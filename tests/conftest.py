@@ -2,6 +2,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import dlrecipes  # noqa: E402,F401  (first: sets TF_ENABLE_ONEDNN_OPTS=0)
 import keras  # noqa: E402
 import pytest  # noqa: E402
 

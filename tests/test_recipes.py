@@ -142,3 +142,14 @@ def test_same_seed_same_result(tmp_path):
         run_dir = only_run_dir(tmp_path / out, "image-classification")
         results.append(json.loads((run_dir / "metrics.json").read_text()))
     assert results[0]["test_loss"] == results[1]["test_loss"]
+
+
+def test_different_seed_different_result(tmp_path):
+    results = []
+    for seed in (0, 1):
+        out = tmp_path / str(seed)
+        assert main(smoke_args("image-classification", out, model="mlp",
+                               seed=seed)) == 0
+        run_dir = only_run_dir(out, "image-classification")
+        results.append(json.loads((run_dir / "metrics.json").read_text()))
+    assert results[0]["test_loss"] != results[1]["test_loss"]

@@ -138,7 +138,7 @@ def resolve_search(recipe, args):
 
 
 def main(argv=None):
-    """Entry point of `dlrecipes tune` (errors are printed by dlrecipes.cli)."""
+    """Entry point of `dlrecipes tune` (dlrecipes.cli prints errors)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     import recipes  # noqa: F401  (registers every recipe)
     from dlrecipes.registry import get_recipe, list_recipes

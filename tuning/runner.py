@@ -28,7 +28,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import math
 import os
 import shutil
 import signal

@@ -255,8 +255,9 @@ def search_space(recipe):
     recipe = _recipe(recipe)
     module = space_module(recipe)
     if module is None or not hasattr(module, "SPACE"):
+        name = recipe.config_class.__module__.rsplit(".", 1)[-1]
         raise UsageError(f"recipe {recipe.name!r} has no search space "
-                         f"(tuning/{recipe.config_class.__module__.rsplit('.', 1)[-1]}.py)")
+                         f"(tuning/{name}.py)")
     return dict(module.SPACE)
 
 
@@ -290,8 +291,9 @@ def field_types(config_class):
 
 
 def _unknown(name, config_class, source):
+    valid = ", ".join(field_types(config_class))
     return UsageError(f"unknown hp name {name!r} in {source}; valid names "
-                      f"(config fields): {', '.join(field_types(config_class))}")
+                      f"(config fields): {valid}")
 
 
 def apply_overrides(space, overrides, config_class, source="--space"):

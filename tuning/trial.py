@@ -23,6 +23,10 @@ def _fit_args(part, config):
     if isinstance(part, tuple):
         return {"x": part[0], "y": part[1], "batch_size": config.batch_size,
                 "shuffle": True}
+    if type(part).__module__.startswith("tensorflow"):
+        # A tf.data.Dataset comes shuffled; fit's default shuffle=True
+        # would only warn that it ignores it.
+        return {"x": part, "shuffle": False}
     return {"x": part}
 
 

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from dlrecipes.errors import UsageError
+from dlrecipes.saving import load_model
 from dlrecipes.training import plots
 from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
 from dlrecipes.training.distribute import Distribution, initialize_cluster
@@ -211,24 +212,27 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     if data is None:
         data = recipe.load_data(config)
 
-    run_dir, resumed = None, False
+    dist = Distribution(config)  # checks the batch size: before any file
     if cluster.is_chief:
-        # A multi-process run starts afresh: every process would have to
-        # restore the same backup.
-        run_dir, resumed = create_run_dir(
-            config.output_dir, recipe.name, config.to_dict(),
-            resume=resume and not cluster.multi_process)
+        try:
+            # A multi-process run starts afresh: every process would have
+            # to restore the same backup.
+            run_dir, resumed = create_run_dir(
+                config.output_dir, recipe.name, config.to_dict(),
+                resume=resume and not cluster.multi_process)
+        except BaseException:
+            dist.close()
+            raise
+    else:
+        # Other processes train in lockstep and write nothing in the run
+        # directory; their callbacks save into a private scratch directory
+        # (saving is collective under multi-process JAX).
+        run_dir, resumed = dist.scratch_dir(), False
     if resumed and config.verbose:
         print(f"Resuming interrupted run in {run_dir}")
     monitor, mode = recipe.objective
     if data.val is None:
         monitor = monitor.replace("val_", "")
-    dist = Distribution(config)
-    if not cluster.is_chief:
-        # Other processes train in lockstep and write nothing in the run
-        # directory; their callbacks save into a private scratch directory
-        # (saving is collective under multi-process JAX).
-        run_dir, resumed = dist.scratch_dir(), False
     try:
         with dist.scope():
             model, steps = build_compiled_model(recipe, config, data)
@@ -259,8 +263,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         if not cluster.is_chief:
             return RunResult(None, dist.worker_result(rows), model, rows)
         if os.path.isfile(os.path.join(run_dir, "model.keras")):
-            model = keras.saving.load_model(
-                os.path.join(run_dir, "model.keras"))
+            model = load_model(os.path.join(run_dir, "model.keras"))
         elif cluster.multi_process:
             raise RuntimeError("training saved no model (a NaN loss in the "
                                "first epoch?)")

@@ -1,0 +1,66 @@
+"""Run directories: atomic files, unique names, resume lookup, locks."""
+
+import json
+import os
+
+import pytest
+
+from dlrecipes.errors import UsageError
+from dlrecipes.training import rundir
+
+pytestmark = pytest.mark.backends
+
+
+def test_same_second_runs_get_different_directories(tmp_path):
+    cfg = {"epochs": 1}
+    a, resumed_a = rundir.create_run_dir(str(tmp_path), "r", cfg,
+                                         resume=False)
+    b, resumed_b = rundir.create_run_dir(str(tmp_path), "r", cfg,
+                                         resume=False)
+    assert a != b and not resumed_a and not resumed_b
+    assert json.loads(open(os.path.join(b, "config.json")).read()) == {
+        "recipe": "r", "epochs": 1}
+
+
+def test_resume_finds_unfinished_run_of_same_config_only(tmp_path):
+    run, _ = rundir.create_run_dir(str(tmp_path), "r", {"epochs": 3},
+                                   resume=False)
+    rundir.unlock(run)
+    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 4}) is None
+    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) == run
+    # A finished run (metrics.json present) is never resumed.
+    rundir.atomic_write_json(os.path.join(run, "metrics.json"), {})
+    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) is None
+
+
+def test_locked_run_is_not_picked_up_by_a_second_process(tmp_path):
+    run, _ = rundir.create_run_dir(str(tmp_path), "r", {"epochs": 3},
+                                   resume=False)
+    # Owned by a live process other than us (our parent): not resumable.
+    rundir.atomic_write_text(os.path.join(run, rundir.LOCK),
+                             str(os.getppid()))
+    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) is None
+    # A stale lock (dead pid) is ignored.
+    rundir.atomic_write_text(os.path.join(run, rundir.LOCK), "999999999")
+    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) == run
+
+
+def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.json"
+    rundir.atomic_write_json(str(path), {"a": 1})
+
+    def boom(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        rundir.atomic_write_json(str(path), {"a": 2})
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_unwritable_output_directory(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UsageError, match="cannot create output directory"):
+        rundir.create_run_dir(str(blocker / "runs"), "r", {}, resume=False)
