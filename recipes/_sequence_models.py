@@ -16,11 +16,26 @@ ENCODERS = ("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn", "transformer")
 
 
 def auto_dilations(length, kernel_size):
-    """Powers of two (1, 2, 4 ...) until a TCN's receptive field covers
-    `length` steps."""
+    """TCN dilations for sequences of `length` steps: 1, 2, 4 ... and one
+    last rate that brings the receptive field as close to `length` as it
+    gets without exceeding it (a field longer than the input only sees
+    padding; one shorter by a step or two loses little). `(1,)` at least.
+
+    Example: length 28, kernel_size 2 -> (1, 2, 4, 6), receptive field 27.
+    """
+    step = 2 * (kernel_size - 1)  # receptive field added per unit dilation
+    if step == 0:
+        return (1,)
+
+    def field(dilations):
+        return 1 + step * sum(dilations)
+
     dilations = [1]
-    while 1 + 2 * (kernel_size - 1) * sum(dilations) < length:
+    while field(dilations + [2 * dilations[-1]]) <= length:
         dilations.append(2 * dilations[-1])
+    rest = (length - field(dilations)) // step
+    if rest > 0:
+        dilations.append(rest)
     return tuple(dilations)
 
 
@@ -35,7 +50,7 @@ def tcn_layer(units, kernel_size, dilations, dropout=0.0,
 
 def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
                      kernel_size=3, dilations=(1, 2, 4), num_heads=2,
-                     causal=False, position="sine",
+                     causal=False, position="sine", pool="mean",
                      kernel_initializer="he_normal"):
     """Encode `x` `(batch, time, channels)` into `(batch, features)`.
 
@@ -54,11 +69,14 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
         dilations: the TCN's dilation rates.
         num_heads: attention heads of `transformer`.
         causal: `transformer` attends to the past only and the encoding is
-            the last step (forecasting); otherwise the mean over the
-            (unmasked) steps. `cnn1d` pads causally.
+            the last step (forecasting); otherwise see `pool`. `cnn1d` pads
+            causally.
         position: `transformer` only: "sine" (`SinePositionEncoding`),
             "learned" (`PositionEmbedding`) or "none" (the input already
             holds positions, e.g. `TokenAndPositionEmbedding`).
+        pool: non-causal `transformer` only: "mean" over the (unmasked)
+            steps, or "flatten" (fixed-length inputs without masks; keeps
+            where each feature came from).
         kernel_initializer: initializer of the dense and conv kernels
             (recurrent layers keep Keras' defaults).
 
@@ -114,7 +132,17 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
                                    name=f"transformer_{i}")(x)
         if causal:
             return x[:, -1, :]  # (batch, units): the step that saw it all
+        if pool == "flatten":
+            return keras.layers.Flatten(name="flatten")(x)  # (b, time*units)
         return keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
     raise ValueError(f"`model` must be one of {', '.join(ENCODERS)}. "
                      f"Received: model={model!r}")
 
+
+def count_examples(dataset):
+    """Examples in an unbatched `tf.data.Dataset` (counted once when its
+    cardinality is unknown, e.g. tfds mock data or some builders)."""
+    n = int(dataset.cardinality())
+    if n < 0:
+        n = int(dataset.reduce(0, lambda count, _: count + 1))
+    return n

@@ -12,64 +12,75 @@ Commands:
     dlrecipes run transfer-learning --weights path/to/mobilenet_v2.weights.h5   # offline
     dlrecipes run transfer-learning --backbone convnext_tiny --weights none     # random init
 
-    # Offline, from a model trained by another recipe (the quality test):
-    dlrecipes run image-classification --classes 0-4 --epochs 15 --width 16 \\
-        --output-dir runs/pre
-    dlrecipes run transfer-learning --backbone runs/pre/image-classification/<run>/model.keras \\
-        --classes 5-9 --label-fraction 0.1 --strategy fine-tune
-    dlrecipes run transfer-learning ... --strategy scratch   # same network, re-initialised
+    # Offline, from a model that another recipe trained (the quality test):
+    dlrecipes run image-classification --classes 0-4 --epochs 15 --width 64 \\
+        --stages 3 --output-dir runs/pre
+    dlrecipes run transfer-learning \\
+        --backbone runs/pre/image-classification/<run>/model.keras \\
+        --classes 5-9 --label-fraction 0.1 --epochs 10 --head-epochs 5 \\
+        --batch-size 8 --learning-rate 0.01 --augment none \\
+        --strategy fine-tune          # or feature-extraction, or scratch
 
 Backbones: `mobilenet_v2`, `mobilenet_v3_small`, `mobilenet_v3_large`,
 `resnet50`, `resnet50_v2`, `efficientnet_b0`, `efficientnet_v2_b0`,
 `convnext_tiny`, `densenet121` from `keras.applications`, with
-`--weights imagenet` (downloaded into the Keras cache on first use),
-`--weights PATH` (a weights file of the same architecture, e.g. saved with
-`model.save_weights("x.weights.h5")` or a keras-applications `.h5`) or
-`--weights none` (random initialisation); or `--backbone PATH.keras`: any
-saved functional Keras model, cut at its last pooling layer (at its last
-layer's input if it has none) and loaded with `safe_mode` on.
+`--weights imagenet` (downloaded into the Keras cache on first use; offline
+the run stops with one line naming the alternatives), `--weights PATH` (a
+weights file of the same architecture, e.g. `model.save_weights(
+"x.weights.h5")` or a keras-applications `.h5`) or `--weights none` (random
+initialisation); or `--backbone PATH.keras`: any saved functional or
+Sequential Keras model (loaded with `safe_mode` on), cut at its last pooling
+layer (at its last layer's input if it has none), without its augmentation
+and noise layers (`Random*`, `GaussianNoise`), which would otherwise stay
+active in training.
 
-The model takes raw pixels: it rescales them to 0..255, resizes them to
-`--image-size`, repeats a grey channel three times and applies the
-backbone's own `keras.applications.<family>.preprocess_input` (as a frozen
-per-pixel linear layer computed from that function; EfficientNet, ConvNeXt
-and MobileNetV3 preprocess inside the model, so there it is the identity).
-A `--backbone PATH.keras` model gets the pixels it was trained on, resized
-to its input size.
+The model takes raw pixels. For a keras.applications backbone it rescales
+them to 0..255, resizes them to `--image-size`, repeats a grey channel three
+times and applies the family's own `keras.applications.<family>.
+preprocess_input`, as a frozen per-pixel linear layer read off that function
+(EfficientNet, ConvNeXt and MobileNetV3 preprocess inside the model, so
+there it is the identity). A `--backbone PATH.keras` model gets the pixels
+it was trained on, resized to its input size. `--augment` layers sit in
+front of the backbone, for every strategy alike.
 
-Strategies (Keras guide "Transfer learning & fine-tuning"):
+Strategies (after Keras' guide "Transfer learning & fine-tuning"):
 
-- `feature-extraction`: the backbone is frozen; a new head (global average
-  pooling, dropout, softmax) is trained.
-- `fine-tune`: the head alone for `--head-epochs`, then the top
-  `--fine-tune-layers` weight-carrying layers (or blocks) of the backbone are
-  unfrozen (0: all) and training continues at `--fine-tune-lr-factor` (0.1)
-  times the learning rate. The backbone is called with `training=False`, so
-  its batch-norm layers stay in inference mode (their statistics never
-  change), and top-level BatchNormalization layers stay frozen. Batch-norm
-  layers inside a composite block (e.g. a `ResidualBlock`) run in inference
-  mode but their scale and offset are trained with the block.
+- `feature-extraction`: the backbone is frozen; a new head (global pooling,
+  dropout, softmax) is trained.
+- `fine-tune`: the head alone for `--head-epochs` (its own optimizer and
+  schedule), then the top `--fine-tune-layers` weight-carrying layers or
+  blocks of the backbone are unfrozen (0: all) and training continues with a
+  fresh optimizer at `--fine-tune-lr-factor` (0.1) times the learning rate.
+  Every BatchNormalization layer, also inside blocks, stays frozen and so in
+  inference mode: its statistics never change. (The backbone is also called
+  with `training=False`, but Keras 3 passes `fit`'s `training=True` on into
+  nested models regardless, keras-team/keras#20285; freezing is what holds.)
 - `scratch`: the same network with the backbone re-initialised and trained
   end to end (batch norm in training mode): the baseline.
 
-Resume: an interrupted fine-tune run resumes in the phase it was in. The
-backup that Keras' `BackupAndRestore` keeps at the end of the head phase is
-reused by the fine-tuning phase, whose optimizer starts fresh (Keras warns
-"Skipping variable loading for optimizer" internally; the warning is
-silenced). An EarlyStopping patience that runs out in the head phase ends
-that phase only.
+Resume: an interrupted run resumes where it stopped, in the phase it was
+in: the `BackupAndRestore` backup is kept across the phase boundary, a
+resumed fine-tune run skips the head epochs already done, and the
+fine-tuning phase restores its own optimizer state. An EarlyStopping
+patience that runs out in the head phase ends that phase only.
 
-Results (digits, CPU, seed 0; checked by tests/test_transfer.py): a
-ResNet (`image-classification --classes 0-4 --epochs 15 --width 16`)
-pretrained on digits 0-4, transferred to digits 5-9 with 10% of the training
-labels (65 images; 25 epochs, Adam 1e-3, head 10 epochs for fine-tune):
+Results (CPU, TensorFlow, seed 0; checked by
+tests/test_transfer.py::test_transfer_beats_scratch): a ResNet pretrained
+by image-classification on digits 0-4 (`--epochs 15 --width 64 --stages 3`,
+test accuracy 1.0), transferred to digits 5-9 with 10% of the training
+labels (64 images; 72 validation, 180 test images), all three with the same
+short budget (10 epochs of 8-image batches, Adam 0.01, no augmentation;
+fine-tune: 5 head epochs, then everything but batch norm at 0.001):
 
-    strategy              test accuracy (180 images)
-    scratch               0.711
-    feature-extraction    0.906
-    fine-tune             0.900
+    strategy              test accuracy   (30 epochs, head 15)
+    scratch               0.794           0.956
+    feature-extraction    0.856           0.856
+    fine-tune             0.956           0.939
 
-The test requires each transfer strategy to beat scratch by at least 0.05.
+The test requires both transfer strategies to beat scratch by 0.03 at the
+10-epoch budget. Digits are easy: given 30 epochs, the network trained from
+scratch on the 64 images catches up (right column); the pretrained backbone
+buys speed, not a higher ceiling, on this task.
 """
 
 import dataclasses
@@ -328,9 +339,11 @@ def _application(config, size, weights):
                          f"{_first_line(e)}") from None
     except Exception as e:
         if weights == "imagenet":
+            # keras' get_file: "URL fetch failure on URL: errno -- reason"
+            reason = _first_line(e).split(" -- ", 1)[-1][:200]
             raise RunError(
                 f"cannot download ImageNet weights for {config.backbone} "
-                f"({_first_line(e)[:200]}); offline, pass --weights PATH (a "
+                f"({reason}); offline, pass --weights PATH (a "
                 "weights file of the same architecture) or --backbone "
                 "PATH.keras (a saved Keras model), or --weights none for "
                 "random initialisation") from None
@@ -556,14 +569,10 @@ def fit(model, config, data, steps, fit_kwargs):
 
 def report(model, data, run_dir, config):
     """Confusion matrix and misclassified images, as image-classification,
-    plus the backbone's trainable and total parameter counts."""
+    plus the backbone's parameter count."""
     metrics = _ic.report(model, data, run_dir, config)
-    backbone = model.get_layer("backbone")
-    metrics.update({
-        "backbone_params": int(backbone.count_params()),
-        "trainable_params": int(sum(np.prod(w.shape)
-                                    for w in model.trainable_weights)),
-    })
+    metrics["backbone_params"] = int(
+        model.get_layer("backbone").count_params())
     return metrics
 
 

@@ -30,6 +30,7 @@ WORDS = {
 }
 SMALL = ["--max-tokens", "64", "--sequence-length", "12", "--embedding-dim",
          "16", "--units", "16"]
+LEARN = ["--epochs", "5", "--batch-size", "8", "--learning-rate", "0.005"]
 
 
 def write_text_folder(root, per_class=30, seed=0):
@@ -64,7 +65,7 @@ def text_folder(tmp_path_factory):
 def test_every_model_learns_a_separable_folder(model, text_folder, tmp_path):
     out = tmp_path / "runs"
     assert cli(out, "--dataset", f"folder:{text_folder}", "--model", model,
-               "--epochs", "8", "--batch-size", "8", *SMALL) == 0
+               *LEARN, *SMALL) == 0
     run_dir = run_dir_of(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] == 1.0, metrics
@@ -76,8 +77,8 @@ def check_saved_model_takes_raw_strings(run_dir):
     # Reloads with safe_mode on (the default) and no custom_objects; the
     # vocabulary comes from inside the .keras file.
     model = keras.saving.load_model(run_dir / "model.keras")
-    texts = np.array(["The rocket left orbit for the moon.",
-                      "Bake the flour with butter and garlic.",
+    # Raw strings: case and punctuation are the vectorizer's business.
+    texts = np.array(["Rocket orbit, MOON launch!", "Bake flour; butter...",
                       "ROCKET, comet; galaxy!!", "simmer sauce"], dtype=object)
     probs = model.predict(texts, verbose=0)
     # Class names are the sorted folder names: cooking = 0, space = 1.

@@ -364,8 +364,9 @@ def test_search_resumes_after_sigkill(tuner, tmp_path):
            "--output-dir", str(tmp_path / "runs")]
     if tuner == "random":
         cmd += ["--max-trials", "3"]
-    second = directory / "kt" / ("trial_0001" if tuner == "grid"
-                                 else "trial_1") / "trial.json"
+    # The second trial has started (it logs its attempt before building).
+    second = directory / "trials" / ("0001" if tuner == "grid" else "1") \
+        / "attempts.jsonl"
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:

@@ -17,7 +17,8 @@ from dlrecipes.errors import UsageError
 from dlrecipes.saving import load_model
 from dlrecipes.training import plots
 from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
-from dlrecipes.training.distribute import Distribution, initialize_cluster
+from dlrecipes.training.distribute import (Distribution, initialize_cluster,
+                                          jit_under_jax)
 from dlrecipes.training.optimizers import make_optimizer
 from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
                                        unlock)
@@ -236,6 +237,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     try:
         with dist.scope():
             model, steps = build_compiled_model(recipe, config, data)
+        jit_under_jax(model, config.jit_compile)
         callbacks, best = _callbacks(config, run_dir, monitor, mode)
         val = data.val
         val_arg = None if val is None else (

@@ -1,0 +1,157 @@
+"""The benchmark suite: one command, one BENCHMARKS.md.
+
+    python -m bench --quick                 # CPU: tiny shapes, all benchmarks
+    python -m bench --gpu                   # GPU: full shapes (KERAS_BACKEND=jax)
+    python -m bench --quick --only layers   # CI: one benchmark, < 1 minute
+    python -m bench --only throughput,pipeline --output /tmp/B.md
+
+Benchmarks (`--only NAME[,NAME]`):
+
+- `layers`: train-step time of dlrecipes layers against the same math in
+  plain Keras (`bench/layers.py`; target ratio <= 1.05);
+- `throughput`: training throughput of the image recipe's ResNet,
+  `keras.applications.ResNet50`, a TransformerEncoder stack and the TCN
+  forecaster against PyTorch twins, with model FLOPs utilisation
+  (`bench/throughput.py`);
+- `pipeline`: step time fed from host data against data already on the
+  device, and tf.data's delivery rate (`bench/pipeline.py`; target <= 1.1x);
+- `accuracy`: time to accuracy of the default digits run against a plain
+  keras-io-style script (`bench/accuracy.py`; CPU; not in `--gpu`'s
+  default list).
+
+Each benchmark replaces its own section of the output file (machine,
+versions, command, table) and leaves the others as they are. The default
+profile is `gpu` where Keras sees a GPU/TPU and `quick` otherwise.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy")
+DEFAULTS = {"quick": BENCHMARKS,
+            "gpu": ("layers", "throughput", "pipeline")}
+TITLES = {
+    "throughput": "Training throughput: Keras against PyTorch",
+    "pipeline": "Input pipeline: host-fed against device-resident data",
+    "accuracy": "Time to accuracy: default digits run against a keras-io "
+                "script",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def parse_only(text):
+    """'a,b' -> ('a', 'b'); an unknown name exits 2 with one line."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown or not names:
+        print(f"error: unknown benchmark {(unknown or [text])[0]!r}; valid "
+              f"choices: {', '.join(BENCHMARKS)}", file=sys.stderr)
+        raise SystemExit(2)
+    return names
+
+
+def _log(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_layers(profile, output):
+    from bench import layers
+
+    args = ["--write", output] + (["--quick"] if profile == "quick" else [])
+    rows = layers.main(args)
+    missing = sorted(set(layers.BENCHES) - {r["name"] for r in rows})
+    if missing:
+        raise RuntimeError(f"layers: no row for {', '.join(missing)}")
+    return rows
+
+
+def run_one(name, profile, args):
+    """Run benchmark `name`; returns (section body lines, raw result)."""
+    if name == "throughput":
+        from bench import throughput
+
+        result = throughput.run(profile, use_torch=not args.no_torch,
+                                log=_log)
+        return throughput.markdown(result), result
+    if name == "pipeline":
+        from bench import pipeline
+
+        result = pipeline.run(profile, log=_log)
+        return pipeline.markdown(result), result
+    if name == "accuracy":
+        from bench import accuracy
+
+        seeds = tuple(range(args.seeds or (1 if profile == "quick" else 3)))
+        result = accuracy.run(seeds=seeds, log=_log)
+        return accuracy.markdown(result), result
+    raise ValueError(name)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = _Parser(prog="python -m bench",
+                     description="dlrecipes benchmark suite")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="tiny shapes, few steps (CPU, CI)")
+    mode.add_argument("--gpu", action="store_true",
+                      help="full shapes, bf16 (GPU)")
+    parser.add_argument("--only", metavar="NAME[,NAME]",
+                        help=f"benchmarks to run: {', '.join(BENCHMARKS)}")
+    parser.add_argument("--output", default="BENCHMARKS.md",
+                        help="Markdown file to update (default: "
+                        "BENCHMARKS.md)")
+    parser.add_argument("--no-torch", action="store_true",
+                        help="skip the PyTorch column")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds of the accuracy benchmark (default 1 "
+                        "quick, 3 otherwise)")
+    args = parser.parse_args(argv)
+    only = parse_only(args.only) if args.only is not None else None
+    # Bad input is answered above, before the (slow, chatty) backend import.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import dlrecipes  # noqa: F401  (imports Keras quietly)
+    import keras
+
+    from bench import common
+
+    if args.quick:
+        profile = "quick"
+    elif args.gpu:
+        profile = "gpu"
+    else:
+        profile = "gpu" if common.accelerator() else "quick"
+    names = only or DEFAULTS[profile]
+    command = (f"KERAS_BACKEND={keras.backend.backend()} python -m bench "
+               + " ".join(argv)).strip()
+    failed = []
+    for name in names:
+        started = time.time()
+        _log(f"== {name} ({profile})")
+        try:
+            if name == "layers":
+                run_layers(profile, args.output)
+            else:
+                body, _ = run_one(name, profile, args)
+                text = common.section(name, TITLES[name], command,
+                                      [f"- profile: {profile}", *body])
+                common.write_section(args.output, name, text)
+                print(text)
+        except Exception as error:  # one benchmark's failure is reported
+            first = (str(error).strip().splitlines() or [""])[0]
+            _log(f"{name} failed: {type(error).__name__}: {first}")
+            failed.append(name)
+            continue
+        _log(f"== {name}: {time.time() - started:.0f} s")
+    if failed:
+        print(f"error: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output}")
+    return 0

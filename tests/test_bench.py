@@ -1,0 +1,103 @@
+"""The benchmark suite runs and writes its tables (not its speed): the CI
+smoke run `python -m bench --quick --only layers`, bad names, sections that
+leave the rest of BENCHMARKS.md alone, and the PyTorch twins' parameter
+counts (where PyTorch is installed; the suite runs without it)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bench import common, suite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _bench(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep
+               + os.environ.get("PYTHONPATH", ""), TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=cwd,
+                          env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_quick_layers_writes_a_row_per_layer(tmp_path):
+    from bench import layers
+
+    out = tmp_path / "BENCHMARKS.md"
+    other = "<!-- BEGIN bench:other -->\nkeep me\n<!-- END bench:other -->\n"
+    out.write_text("# Benchmarks\n\n" + other)
+    proc = _bench("--quick", "--only", "layers", "--output", str(out),
+                  cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert other in text  # the other section is untouched
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    for name in layers.BENCHES:
+        rows = [line for line in table if line.startswith(f"| {name} |")]
+        assert len(rows) == 1, (name, table)
+        ratio = float(rows[0].strip("| ").split("|")[-1])
+        assert ratio > 0
+
+
+@pytest.mark.parametrize("only", ["nope", "layers,nope", ","])
+def test_unknown_benchmark_lists_the_valid_ones(tmp_path, only):
+    proc = _bench("--only", only, cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("error: unknown benchmark")
+    assert ", ".join(suite.BENCHMARKS) in lines[0]
+    assert not os.listdir(tmp_path)  # nothing written
+
+
+def test_write_section_replaces_only_its_own(tmp_path):
+    path = str(tmp_path / "B.md")
+    common.write_section(path, "a", "<!-- BEGIN bench:a -->\nA1\n"
+                         "<!-- END bench:a -->\n")
+    common.write_section(path, "b", "<!-- BEGIN bench:b -->\nB1\n"
+                         "<!-- END bench:b -->\n")
+    common.write_section(path, "a", "<!-- BEGIN bench:a -->\nA2\n"
+                         "<!-- END bench:a -->\n")
+    text = open(path).read()
+    assert text.startswith("# Benchmarks")
+    assert "A2" in text and "A1" not in text and "B1" in text
+    assert text.index("A2") < text.index("B1")  # kept in place
+
+
+def test_stats_and_format():
+    assert common.stats([3.0, 1.0, 2.0, 10.0]) == (2.5, 1.0, 10.0)
+    assert common.fmt_stats((2.5, 1.0, 10.0), digits=1) == \
+        "2.5 (1.0-10.0)"
+    assert common.fmt_stats((1234.0, 1000.0, 2000.0)) == \
+        "1,234 (1,000-2,000)"
+
+
+def test_throughput_without_torch_keeps_the_keras_column(monkeypatch):
+    from bench import throughput
+
+    monkeypatch.setattr(common, "torch_missing",
+                        lambda: "PyTorch is not installed")
+    monkeypatch.setitem(throughput.PROFILES["quick"], "matmul", 64)
+    result = throughput.run("quick", models=("tcn",), log=lambda m: None)
+    (row,) = result["rows"]
+    assert row["model"] == "tcn" and "torch" not in row
+    median, low, high = row["keras"]
+    assert 0 < low <= median <= high
+    text = "\n".join(throughput.markdown(result))
+    assert "PyTorch column skipped" in text
+    assert "| tcn |" in text and "n/a" in text
+
+
+@pytest.mark.parametrize("name", ["resnet-cifar", "resnet50", "transformer",
+                                  "tcn"])
+def test_torch_twin_has_the_keras_parameter_count(name):
+    pytest.importorskip("torch")
+    from bench import throughput
+    from bench.torch_models import count_params
+
+    shapes = throughput.PROFILES["quick"][name]
+    model, _ = throughput.keras_model(name, shapes)
+    twin = throughput.torch_twin(name, shapes)
+    assert count_params(twin) == model.count_params()
