@@ -1,7 +1,7 @@
 """The benchmark suite: one command, one BENCHMARKS.md.
 
     python -m bench --quick                 # CPU: tiny shapes, all benchmarks
-    python -m bench --gpu                   # GPU: full shapes (KERAS_BACKEND=jax)
+    python -m bench --gpu                   # GPU: full shapes, JAX
     python -m bench --quick --only layers   # CI: one benchmark, < 1 minute
     python -m bench --only throughput,pipeline --output /tmp/B.md
 

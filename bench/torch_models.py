@@ -142,7 +142,8 @@ class _EncoderBlock(nn.Module):
     def forward(self, x):  # (batch, seq, hidden)
         b, t, d = x.shape
         qkv = self.qkv(x).view(b, t, 3, self.num_heads, d // self.num_heads)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # (batch, heads, seq, head_dim)
+        # (batch, heads, seq, head_dim) each
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v)
         y = self.out(y.transpose(1, 2).reshape(b, t, d))
         x = self.norm1(x + self.dropout(y))

@@ -4,13 +4,13 @@ Description: Feature extraction or fine-tuning of a keras.applications backbone 
 
 Commands:
 
-    dlrecipes run transfer-learning --dataset tf_flowers        # ImageNet weights (network)
-    dlrecipes run transfer-learning --backbone resnet50 --dataset cats_vs_dogs \\
-        --strategy feature-extraction --epochs 5
+    dlrecipes run transfer-learning --dataset tf_flowers   # ImageNet weights
+    dlrecipes run transfer-learning --backbone resnet50 \\
+        --dataset cats_vs_dogs --strategy feature-extraction --epochs 5
     dlrecipes run transfer-learning --backbone efficientnet_b0 \\
         --dataset folder:path/to/images --image-size 224
-    dlrecipes run transfer-learning --weights path/to/mobilenet_v2.weights.h5   # offline
-    dlrecipes run transfer-learning --backbone convnext_tiny --weights none     # random init
+    dlrecipes run transfer-learning --weights mobilenet_v2.weights.h5
+    dlrecipes run transfer-learning --backbone convnext_tiny --weights none
 
     # Offline, from a model that another recipe trained (the quality test):
     dlrecipes run image-classification --classes 0-4 --epochs 15 --width 64 \\
@@ -83,6 +83,7 @@ scratch on the 64 images catches up (right column); the pretrained backbone
 buys speed, not a higher ceiling, on this task.
 """
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -320,7 +321,9 @@ def preprocess_layer(family):
         raise RuntimeError(f"{family}.preprocess_input is not affine")
     if np.allclose(kernel, np.eye(3)) and np.allclose(bias, 0):
         return None
-    layer = keras.layers.Dense(3, trainable=False, name="preprocess")
+    # float32 even under mixed precision: ImageNet means are ~100.
+    layer = keras.layers.Dense(3, trainable=False, dtype="float32",
+                               name="preprocess")
     layer.build((None, 3))
     layer.set_weights([kernel.astype("float32"), bias.astype("float32")])
     return layer
@@ -329,27 +332,38 @@ def preprocess_layer(family):
 def _application(config, size, weights):
     constructor, _ = BACKBONES[config.backbone]
     kwargs = {"include_top": False, "weights": weights,
-              "input_shape": (size, size, 3), "name": "backbone"}
+              "input_shape": (size, size, 3)}
     if config.backbone in WIDTH_MULTIPLIER:
         kwargs["alpha"] = config.alpha
     try:
-        return getattr(keras.applications, constructor)(**kwargs)
-    except ValueError as e:  # bad size / alpha for these weights
-        raise UsageError(f"--backbone {config.backbone}: "
-                         f"{_first_line(e)}") from None
+        with warnings.catch_warnings():
+            if weights not in (None, "imagenet"):  # Keras warns, then raises
+                warnings.simplefilter("ignore")
+            model = getattr(keras.applications, constructor)(**kwargs)
     except Exception as e:
-        if weights == "imagenet":
+        reason = _first_line(e)
+        if weights == "imagenet" and not isinstance(e, ValueError):
             # keras' get_file: "URL fetch failure on URL: errno -- reason"
-            reason = _first_line(e).split(" -- ", 1)[-1][:200]
+            reason = reason.split(" -- ", 1)[-1][:200]
             raise RunError(
                 f"cannot download ImageNet weights for {config.backbone} "
-                f"({reason}); offline, pass --weights PATH (a "
-                "weights file of the same architecture) or --backbone "
-                "PATH.keras (a saved Keras model), or --weights none for "
-                "random initialisation") from None
-        raise UsageError(f"--weights: cannot load {weights!r} into "
-                         f"{config.backbone}: {_first_line(e)[:200]}") \
-            from None
+                f"({reason}); offline, pass --weights PATH (a weights file "
+                "of the same architecture) or --backbone PATH.keras (a saved "
+                "Keras model), or --weights none for random initialisation"
+            ) from None
+        if weights not in (None, "imagenet"):
+            detail = " ".join(str(e).split("Target variable:")[0].split())
+            raise UsageError(f"--weights: cannot load {weights!r} into "
+                             f"{config.backbone} (is it the same "
+                             f"architecture, alpha included?): "
+                             f"{detail[:300]}") from None
+        if isinstance(e, ValueError):  # e.g. an alpha without ImageNet weights
+            raise UsageError(f"--backbone {config.backbone}: {reason}") \
+                from None
+        raise
+    # Renamed by a wrapper (EfficientNetV2 reads its `name` argument as its
+    # variant); the layers and weights are the same objects.
+    return keras.Model(model.input, model.output, name="backbone")
 
 
 def _first_line(e):
@@ -430,7 +444,7 @@ def build_model(config, data):
     _, height, width, channels = backbone.input_shape
     inputs = keras.Input(data.input_shape, name="image")
     x = inputs
-    if preprocess is not None or not is_backbone_path(config.backbone):
+    if not is_backbone_path(config.backbone):  # keras.applications
         scale = data.info.get("scale", 1 / 255) * 255
         if not math.isclose(scale, 1.0):
             x = keras.layers.Rescaling(scale, name="to_255")(x)  # 0..255
@@ -443,7 +457,7 @@ def build_model(config, data):
         x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
     elif have != channels:
         raise UsageError(f"the backbone takes {channels} channels but the "
-                         f"dataset has {have}")
+                         f"dataset has {have}. Received: channels={have}")
     if preprocess is not None:
         x = preprocess(x)
     scratch = config.strategy == "scratch"
@@ -510,17 +524,12 @@ def unfreeze_top(backbone, num_layers):
 
 def _recompile(model, config, data, steps):
     strategy = getattr(model, "distribute_strategy", None)  # TensorFlow
-    scope = strategy.scope() if strategy is not None else _nullcontext()
+    scope = strategy.scope() if strategy is not None else \
+        contextlib.nullcontext()
     with scope:
         model.compile(optimizer=make_optimizer(config, steps),
                       jit_compile=model.jit_compile,
                       **compile_kwargs(config, data))
-
-
-def _nullcontext():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def fit(model, config, data, steps, fit_kwargs):

@@ -322,6 +322,47 @@ def test_unloadable_backbone(tmp_path, capsys):
     assert err.startswith("error: --backbone: cannot load")
 
 
+def test_weights_of_another_architecture(tmp_path, capsys):
+    """A weights file for alpha 0.5 given to an alpha 0.35 backbone."""
+    other = keras.applications.MobileNetV2(
+        include_top=False, weights=None, alpha=0.5, input_shape=(32, 32, 3))
+    path = tmp_path / "alpha05.weights.h5"
+    other.save_weights(path)
+    code = main(["run", "transfer-learning", *TINY, "--weights", str(path),
+                 "--output-dir", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("error: --weights: cannot load")
+    assert "alpha" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet50",
+                                  "efficientnet_b0", "convnext_tiny"])
+def test_backbone_saves_and_reloads(name, tmp_path):
+    """Each keras.applications family builds (random init, 32x32 digits),
+    saves and reloads with safe_mode on, with identical outputs; fine-tuning
+    unfreezes its top layers but no batch norm."""
+    cls = get_recipe("transfer-learning").config_class
+    config = config_from_dict(cls, {"backbone": name, "weights": "none",
+                                    "image_size": 32})
+    data = tl.load_data(config)
+    model = tl.build_model(config, data)
+    x = data.test[0][:4]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    np.testing.assert_allclose(again.predict(x, verbose=0),
+                               model.predict(x, verbose=0), atol=1e-6)
+    backbone = model.get_layer("backbone")
+    assert not backbone.trainable_weights
+    unfrozen = tl.unfreeze_top(backbone, 3)
+    assert len(unfrozen) == 3
+    assert backbone.trainable_weights
+    assert not any(isinstance(layer, keras.layers.BatchNormalization)
+                   and layer.trainable for layer in backbone.layers)
+
+
 # ------------------------------------------------------------------ quality
 
 
