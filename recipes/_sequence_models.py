@@ -41,7 +41,8 @@ def auto_dilations(length, kernel_size):
 
 def tcn_layer(units, kernel_size, dilations, dropout=0.0,
               kernel_initializer="he_normal", name="tcn"):
-    """The recipes' TCN: causal, last step out, skip connections, layer norm."""
+    """The recipes' TCN: causal, last step out, skip connections, layer
+    norm."""
     return TCN(filters=units, kernel_size=kernel_size,
                dilations=tuple(dilations), dropout=dropout, norm="layer",
                return_sequences=False, causal=True,

@@ -28,12 +28,20 @@ rows, 63 of 64 pixels, 783 of 784 MNIST pixels) and `transformer`
 step's output, flattened).
 
 Results (default config except `--model`: digits, `--sequence rows`,
-stratified 80/20 split with 10% of the training part for validation, CPU,
-seed 0; logistic regression on the flat pixels reaches 0.967; checked by
-tests/test_sequence_quality.py: tcn and transformer >= 0.96, every model
->= 0.90):
+stratified 80/20 split (360 test digits) with 10% of the training part
+for validation, 30 epochs, Adam 3e-3 with warm-up cosine, TensorFlow on
+CPU, seed 0; checked by tests/test_sequence_quality.py: tcn and
+transformer >= 0.96, every model >= 0.90):
 
-    see RESULTS below (filled from the quality run).
+    model           test accuracy   parameters
+    tcn (default)       0.969         27,594
+    transformer         0.975         39,690
+    bilstm              0.975         38,666
+    gru                 0.964         14,858
+    lstm                0.956         19,338
+    dense               0.944          4,810
+    cnn1d               0.919          2,250
+    logistic regression on the 64 flat pixels (scikit-learn): 0.967
 """
 
 import dataclasses

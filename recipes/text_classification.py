@@ -144,7 +144,7 @@ def adapt_vocabulary(train, config):
 
 
 def load_data(config):
-    """Unbatched (text, label) splits -> batched tf.data, plus the vocabulary."""
+    """Batched tf.data (text, label) splits and the training vocabulary."""
     require_tensorflow()
     import tensorflow as tf
 

@@ -1,6 +1,8 @@
 """The sequence-classification recipe: images read as sequences, every
 model through a smoke run, sequential MNIST through tfds mock data, and the
-shared sequence encoders."""
+shared sequence encoders. Tests marked `backends` also run under JAX (of
+the per-model smoke runs, transformer and the pixels TCN only, to keep the
+JAX pass short; tfds under TensorFlow only)."""
 
 import json
 import os
@@ -16,8 +18,6 @@ from dlrecipes.layers import TCN
 from dlrecipes.registry import get_recipe
 from recipes import sequence_classification as sc
 from recipes._sequence_models import auto_dilations
-
-pytestmark = pytest.mark.backends
 
 RECIPE = "sequence-classification"
 
@@ -39,6 +39,7 @@ def run_dir_of(out):
     return out / RECIPE / name
 
 
+@pytest.mark.backends
 def test_images_read_as_rows_or_pixels():
     images = np.arange(2 * 3 * 4, dtype="float32").reshape(2, 3, 4, 1)
     rows = sc.as_sequences(images, "rows")
@@ -49,6 +50,7 @@ def test_images_read_as_rows_or_pixels():
     np.testing.assert_array_equal(pixels[1, 4:8, 0], images[1, 1, :, 0])
 
 
+@pytest.mark.backends
 def test_digits_shapes():
     rows = sc.load_data(make_config(sequence="rows"))
     pixels = sc.load_data(make_config(sequence="pixels"))
@@ -60,17 +62,23 @@ def test_digits_shapes():
                                   pixels.test[0])
 
 
-@pytest.mark.parametrize("length,kernel_size", [(8, 3), (64, 3), (784, 2),
-                                                (5, 3), (1, 2)])
-def test_auto_dilations_just_cover_the_sequence(length, kernel_size):
+@pytest.mark.backends
+@pytest.mark.parametrize("length,kernel_size,expected", [
+    (8, 2, (1, 2)), (64, 2, (1, 2, 4, 8, 16)), (28, 2, (1, 2, 4, 6)),
+    (784, 2, (1, 2, 4, 8, 16, 32, 64, 128, 136)), (8, 3, (1,)),
+    (64, 3, (1, 2, 4, 8)), (100, 4, (1, 2, 4, 8, 1)), (2, 2, (1,))])
+def test_auto_dilations_fill_the_sequence(length, kernel_size, expected):
     dilations = auto_dilations(length, kernel_size)
-    assert TCN(8, kernel_size, dilations).receptive_field >= length
-    if len(dilations) > 1:
-        assert TCN(8, kernel_size,
-                   dilations[:-1]).receptive_field < length
+    assert dilations == expected
+    field = TCN(8, kernel_size, dilations).receptive_field
+    step = 2 * (kernel_size - 1)  # what one more unit of dilation adds
+    if length >= 1 + step:
+        assert length - step < field <= length
 
 
-@pytest.mark.parametrize("model", sc.MODELS)
+@pytest.mark.parametrize("model", [
+    pytest.param(m, marks=pytest.mark.backends) if m == "transformer" else m
+    for m in sc.MODELS])
 def test_models_smoke(model, tmp_path):
     code, out = cli(tmp_path, "--model", model)
     assert code == 0
@@ -84,13 +92,15 @@ def test_models_smoke(model, tmp_path):
     assert tuple(reloaded.input_shape[1:]) == (8, 8)
 
 
-def test_pixels_tcn_covers_64_steps(tmp_path):
+@pytest.mark.backends
+def test_pixels_tcn_sees_63_of_64_steps(tmp_path, recwarn):
     code, out = cli(tmp_path, "--model", "tcn", "--sequence", "pixels")
     assert code == 0
     model = keras.saving.load_model(run_dir_of(out) / "model.keras")
     assert tuple(model.input_shape[1:]) == (64, 1)
     tcn = next(layer for layer in model.layers if isinstance(layer, TCN))
-    assert tcn.receptive_field >= 64
+    assert tcn.kernel_size == 2 and tcn.receptive_field == 63
+    assert not [w for w in recwarn if "receptive field" in str(w.message)]
 
 
 @pytest.mark.parametrize("sequence,shape", [("rows", (28, 28)),
@@ -107,11 +117,13 @@ def test_sequential_mnist_mock(sequence, shape, tmp_path):
     assert tuple(model.input_shape[1:]) == shape
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("flags,needle", [
     (["--sequence", "columns"], "rows, pixels"),
     (["--dataset", "cifar10"], "digits, mnist"),
     (["--model", "rnn"], "transformer"),
-    (["--model", "transformer", "--num-heads", "3"], "--num-heads must divide"),
+    (["--model", "transformer", "--num-heads", "3"],
+     "--num-heads must divide"),
     (["--dilations", "1,0"], "--dilations must be >= 1"),
 ])
 def test_bad_flags(flags, needle, tmp_path, capsys):

@@ -50,7 +50,7 @@ def digits(tmp_path_factory):
                for m in sc.MODELS}
     print("\ndigits rows, test accuracy:")
     for m, r in results.items():
-        print(f"  {m:12s} {r['test_accuracy']:.4f}")
+        print(f"  {m:12s} {r['test_accuracy']:.4f} {r['params']:8d} params")
     return results
 
 

@@ -1,6 +1,8 @@
 """The timeseries-forecasting recipe and `dlrecipes.data.series`: windows,
 chronological split without leakage, train-only scaling, baselines against
-hand-computed values, CSV validation, and every model through a smoke run."""
+hand-computed values, CSV validation, and every model through a smoke run.
+Tests marked `backends` also run under JAX (of the per-model smoke runs,
+transformer only, to keep the JAX pass short)."""
 
 import json
 import os
@@ -17,8 +19,6 @@ from dlrecipes.config import config_from_dict
 from dlrecipes.data import series as ts
 from dlrecipes.registry import get_recipe
 from recipes import timeseries_forecasting as tsf
-
-pytestmark = pytest.mark.backends
 
 RECIPE = "timeseries-forecasting"
 
@@ -51,6 +51,7 @@ def write_csv(path, values, header="date,value", times=None):
 # ----------------------------------------------------------------- windows
 
 
+@pytest.mark.backends
 def test_windows_hold_the_next_horizon_values():
     values = np.arange(100.0) * 3 + 7
     x, y, origins = ts.make_windows(values, lookback=5, horizon=3,
@@ -62,6 +63,7 @@ def test_windows_hold_the_next_horizon_values():
         np.testing.assert_array_equal(yi, values[o:o + 3])
 
 
+@pytest.mark.backends
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(20, 300), lookback=st.integers(1, 12),
        horizon=st.integers(1, 5))
@@ -84,24 +86,28 @@ def test_no_window_crosses_a_split_boundary(n, lookback, horizon):
     np.testing.assert_array_equal(y[:, 0], origins)
 
 
+@pytest.mark.backends
 def test_split_is_70_10_20_in_time_order():
     assert ts.split_points(309) == (216, 247)  # sunspots: 62 test years
     assert ts.split_points(100) == (70, 80)
 
 
+@pytest.mark.backends
 def test_min_length_is_the_shortest_series_with_windows_everywhere():
     for lookback, horizon in [(1, 1), (11, 1), (15, 4), (3, 10)]:
         n = ts.min_length(lookback, horizon)
         for m in (n - 1, n):
             train_end, val_end = ts.split_points(m)
             ok = (train_end >= lookback + horizon
-                  and val_end - train_end >= horizon and m - val_end >= horizon)
+                  and val_end - train_end >= horizon
+                  and m - val_end >= horizon)
             assert ok == (m == n)
 
 
 # ------------------------------------------------------------- no leakage
 
 
+@pytest.mark.backends
 def test_scaler_and_training_windows_ignore_the_future(tmp_path):
     rng = np.random.default_rng(0)
     base = rng.normal(50, 5, 120)
@@ -126,6 +132,7 @@ def test_scaler_and_training_windows_ignore_the_future(tmp_path):
                                / base[:84].std(), rtol=1e-5)
 
 
+@pytest.mark.backends
 def test_co2_gaps_are_filled_within_each_split():
     values = np.array([1.0, np.nan, 3.0, np.nan, 10.0, np.nan, np.nan, 4.0])
     filled = ts.interpolate_gaps(values, boundaries=(4, 6))
@@ -143,6 +150,7 @@ def test_co2_gaps_are_filled_within_each_split():
 # --------------------------------------------------------------- baselines
 
 
+@pytest.mark.backends
 def test_baselines_match_hand_computed_values():
     values = np.array([3.0, 5.0, 4.0, 6.0, 8.0, 7.0, 9.0])
     x, y, origins = ts.make_windows(values, lookback=2, horizon=2,
@@ -162,6 +170,7 @@ def test_baselines_match_hand_computed_values():
     assert e["rmse"] == pytest.approx(np.sqrt(2.5))
 
 
+@pytest.mark.backends
 def test_linear_ar_is_least_squares_with_intercept():
     # One input: y = a x + b by the textbook formulas. x = 1, 2, 3;
     # y = 2, 4, 7: slope 2.5, intercept -2/3.
@@ -178,6 +187,7 @@ def test_linear_ar_is_least_squares_with_intercept():
                                atol=1e-8)
 
 
+@pytest.mark.backends
 def test_sunspot_baselines_in_the_report():
     data = tsf.load_data(make_config())
     values = ts.load_sunspots().values
@@ -196,6 +206,7 @@ def test_sunspot_baselines_in_the_report():
 # ---------------------------------------------------------------- lookback
 
 
+@pytest.mark.backends
 def test_tcn_lookback_defaults_to_its_receptive_field():
     data = tsf.load_data(make_config(model="tcn", kernel_size=2,
                                      dilations=(1, 2, 4, 8)))
@@ -204,6 +215,7 @@ def test_tcn_lookback_defaults_to_its_receptive_field():
     assert data.input_shape == (11, 1)  # the season
 
 
+@pytest.mark.backends
 def test_short_tcn_window_warns():
     with pytest.warns(UserWarning, match="receptive field"):
         tsf.load_data(make_config(model="tcn", lookback="5"))
@@ -213,10 +225,28 @@ def test_short_tcn_window_warns():
     assert not [w for w in caught if "receptive field" in str(w.message)]
 
 
+@pytest.mark.backends
+@pytest.mark.parametrize("model", tsf.MODELS)
+def test_window_norm_makes_forecasts_shift_with_the_level(model):
+    # window_norm="last": forecast(x + c) == forecast(x) + c, for any model.
+    config = make_config(model=model, units=8, horizon=2)
+    data = tsf.load_data(config)
+    model = tsf.build_model(config, data)
+    x = data.test[0][:8]
+    shifted = model.predict(x + 3.0, verbose=0)
+    np.testing.assert_allclose(shifted, model.predict(x, verbose=0) + 3.0,
+                               atol=1e-4)
+    raw = tsf.build_model(config.replace(window_norm="none"), data)
+    assert not np.allclose(raw.predict(x + 3.0, verbose=0),
+                           raw.predict(x, verbose=0) + 3.0, atol=1e-2)
+
+
 # -------------------------------------------------------------- end to end
 
 
-@pytest.mark.parametrize("model", tsf.MODELS)
+@pytest.mark.parametrize("model", [
+    pytest.param(m, marks=pytest.mark.backends) if m == "transformer" else m
+    for m in tsf.MODELS])
 def test_models_smoke(model, tmp_path):
     code, out = cli(tmp_path, "--model", model)
     assert code == 0
@@ -229,6 +259,7 @@ def test_models_smoke(model, tmp_path):
     assert (run_dir / "forecast.png").is_file()
 
 
+@pytest.mark.backends
 def test_csv_multi_step(tmp_path):
     t = np.arange(160)
     values = 10 + np.sin(2 * np.pi * t / 12) * 3 + 0.01 * t
@@ -284,6 +315,7 @@ def bad_csvs(tmp_path):
     }
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("case", ["missing file", "no such column",
                                   "non-numeric", "missing value",
                                   "too short", "ambiguous column"])
@@ -299,6 +331,7 @@ def test_bad_csv(case, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("flags,needle", [
     (["--horizon", "0"], "--horizon must be >= 1"),
     (["--lookback", "0"], "--lookback must be a positive integer"),
