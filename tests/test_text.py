@@ -89,23 +89,20 @@ def check_saved_model_takes_raw_strings(run_dir):
 
 
 def test_saved_model_matches_the_trained_one(text_folder, tmp_path):
-    from dlrecipes.config import config_from_dict
-    from dlrecipes.registry import get_recipe
-    from dlrecipes.training import run_recipe
-
-    recipe = get_recipe(RECIPE)
-    config = config_from_dict(recipe.config_class, {
-        "dataset": f"folder:{text_folder}", "model": "cnn1d", "epochs": 1,
-        "verbose": 0, "output_dir": str(tmp_path), "max_tokens": 64,
-        "sequence_length": 12, "embedding_dim": 8, "units": 8})
-    result = run_recipe(recipe, config, print_summary=False)
-    reloaded = keras.saving.load_model(os.path.join(result.run_dir,
-                                                    "model.keras"))
-    texts = np.array(["orbit moon star", "garlic onion", "unknown words",
+    config = tc.TextClassificationConfig(
+        dataset=f"folder:{text_folder}", model="bilstm", verbose=0,
+        max_tokens=64, sequence_length=12, embedding_dim=8, units=8)
+    data = tc.load_data(config)
+    model = tc.build_model(config, data)
+    model.compile(optimizer="adam", **tc.compile_kwargs(config, data))
+    model.fit(data.train, epochs=1, verbose=0)
+    path = str(tmp_path / "text.keras")
+    model.save(path)
+    reloaded = keras.saving.load_model(path)  # safe_mode on
+    texts = np.array(["orbit moon star", "Garlic, ONION!", "unknown words",
                       ""], dtype=object)
     np.testing.assert_allclose(reloaded.predict(texts, verbose=0),
-                               result.model.predict(texts, verbose=0),
-                               atol=1e-6)
+                               model.predict(texts, verbose=0), atol=1e-6)
 
 
 def test_vocabulary_is_adapted_on_training_texts_only(tmp_path):
