@@ -243,8 +243,9 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         val_arg = None if val is None else (
             val if not isinstance(val, tuple) else (val[0], val[1]))
         fit_kwargs = _fit_args(data.train, config)
-        if isinstance(data.train, tuple):
-            fit_kwargs["shuffle"] = True
+        # Arrays are shuffled by Keras; datasets shuffle themselves (passing
+        # Keras' default shuffle=True for them only prints a warning).
+        fit_kwargs["shuffle"] = isinstance(data.train, tuple)
         fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
                           callbacks=callbacks,
                           verbose=config.verbose if cluster.is_chief else 0)
