@@ -59,9 +59,9 @@ Strategies (after Keras' guide "Transfer learning & fine-tuning"):
   end to end (batch norm in training mode): the baseline.
 
 Resume: an interrupted run resumes where it stopped, in the phase it was
-in: the `BackupAndRestore` backup is kept across the phase boundary, a
-resumed fine-tune run skips the head epochs already done, and the
-fine-tuning phase restores its own optimizer state. An EarlyStopping
+in: the harness' backup is kept across the phase boundary, a resumed
+fine-tune run skips the head epochs already done, and the fine-tuning
+phase restores its own optimizer state. An EarlyStopping
 patience that runs out in the head phase ends that phase only.
 
 Results (CPU, TensorFlow, seed 0; checked by
@@ -97,6 +97,7 @@ from dlrecipes.config import TrainConfig, option
 from dlrecipes.errors import RunError, UsageError, choices_message
 from dlrecipes.registry import register_recipe
 from dlrecipes.training import Data, make_optimizer
+from dlrecipes.training.resume import EpochBackup
 from recipes import image_classification as _ic
 
 # name -> (keras.applications constructor, preprocessing module).
@@ -537,40 +538,45 @@ def fit(model, config, data, steps, fit_kwargs):
 
     Phase 1 trains the head (backbone frozen) for `head_epochs`; phase 2
     unfreezes the top `fine_tune_layers`, recompiles with the learning rate
-    times `fine_tune_lr_factor` and continues from epoch `head_epochs`. The
-    harness' `BackupAndRestore` keeps its backup across the phase boundary,
-    so a resumed run skips phase 1 (zero epochs left) once it was done.
+    times `fine_tune_lr_factor` and continues from epoch `head_epochs`. A
+    resumed run reads the harness' `EpochBackup` to know which phase it
+    stopped in: it skips a finished head phase, and starts the fine-tuning
+    phase with a fresh optimizer, as an uninterrupted run does.
     """
     if config.strategy != "fine-tune":
         return model.fit(**fit_kwargs)
-    backups = [c for c in fit_kwargs.get("callbacks") or ()
-               if isinstance(c, keras.callbacks.BackupAndRestore)]
-    keep = [b.delete_checkpoint for b in backups]
-    head = config.replace(epochs=config.head_epochs)
-    _recompile(model, head, data, steps)
-    with warnings.catch_warnings():
-        # A backup from phase 2 restores into phase 1 (and the phase-1
-        # backup into phase 2) with a differently sized optimizer.
-        warnings.filterwarnings("ignore", "Skipping variable loading for "
-                                "optimizer")
-        try:
-            for b in backups:
-                b.delete_checkpoint = False
-            history = model.fit(**{**fit_kwargs,
-                                   "epochs": config.head_epochs})
-        finally:
-            for b, k in zip(backups, keep):
-                b.delete_checkpoint = k
+    backup = next((c for c in fit_kwargs.get("callbacks") or ()
+                   if isinstance(c, EpochBackup)), None)
+    state = (backup.state() if backup is not None else None) or {}
+    done, stopped = state.get("epoch", 0), state.get("stopped", False)
+    head_done = done >= config.head_epochs or (stopped and
+                                               state.get("phase", 1) == 1)
+    if not head_done:
+        if backup is not None:
+            backup.phase = 1
+        _recompile(model, config.replace(epochs=config.head_epochs), data,
+                   steps)
+        history = model.fit(**{**fit_kwargs, "epochs": config.head_epochs,
+                               "initial_epoch": done})
         losses = history.history.get("loss") or [0.0]
         if not math.isfinite(losses[-1]):  # TerminateOnNaN stopped it
             return history
-        unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
-        tune = config.replace(
-            learning_rate=config.learning_rate * config.fine_tune_lr_factor,
-            epochs=config.epochs - config.head_epochs)
-        _recompile(model, tune, data, steps)
-        return model.fit(**{**fit_kwargs, "initial_epoch":
-                            config.head_epochs})
+    unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
+    tune = config.replace(
+        learning_rate=config.learning_rate * config.fine_tune_lr_factor,
+        epochs=config.epochs - config.head_epochs)
+    _recompile(model, tune, data, steps)
+    start = config.head_epochs
+    if state.get("phase") == 2:
+        start = config.epochs if stopped else max(done, start)
+    if backup is not None:
+        backup.phase = 2
+    with warnings.catch_warnings():
+        # A backup from the end of the head phase holds the head phase's
+        # optimizer: it is not loaded, the fine-tuning phase starts afresh.
+        warnings.filterwarnings("ignore", "Skipping variable loading for "
+                                "optimizer")
+        return model.fit(**{**fit_kwargs, "initial_epoch": start})
 
 
 # ------------------------------------------------------------------- report

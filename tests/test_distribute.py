@@ -23,6 +23,7 @@ import recipes  # noqa: F401  (registers every recipe)
 from dlrecipes.errors import UsageError
 from dlrecipes.registry import get_recipe, list_recipes
 from dlrecipes.training import distribute
+from dlrecipes.training.resume import EpochArrays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -268,13 +269,13 @@ def test_recipe_runs_under_jax_without_tensorflow(name,
 
 @pytest.mark.parametrize("num_processes,unit", [(1, 1), (1, 2), (2, 2),
                                                 (2, 4), (3, 3)])
-def test_shard_feeder_slices_global_batches(num_processes, unit):
+def test_epoch_arrays_slice_global_batches(num_processes, unit):
     n, batch = 203, 12
     x = np.arange(n, dtype="float32")[:, None]
     y = np.arange(n)
-    reference = distribute.ShardFeeder(x, y, batch, 1, 0, unit, seed=7)
-    feeders = [distribute.ShardFeeder(x, y, batch, num_processes, p, unit,
-                                      seed=7)
+    reference = EpochArrays(x, y, batch, seed=7, unit=unit)
+    feeders = [EpochArrays(x, y, batch, seed=7, num_processes=num_processes,
+                           process_id=p, unit=unit)
                for p in range(num_processes)]
     orders = []
     for epoch in range(2):
@@ -292,13 +293,14 @@ def test_shard_feeder_slices_global_batches(num_processes, unit):
         assert len(seen) == len(set(seen)) == n - n % unit
         orders.append(seen)
         for f in feeders + [reference]:
-            f.on_epoch_end()
+            f.set_epoch(epoch + 1)
     assert orders[0] != orders[1]  # reshuffled every epoch
 
 
-def test_shard_feeder_without_shuffle_keeps_order():
+def test_epoch_arrays_without_shuffle_keep_order():
     x = np.arange(10, dtype="float32")
-    feeder = distribute.ShardFeeder(x, x, 4, 2, 1, 2, shuffle=False)
+    feeder = EpochArrays(x, x, 4, shuffle=False, num_processes=2,
+                         process_id=1, unit=2)
     batches = [list(feeder[i][1]) for i in range(len(feeder))]
     assert batches == [[2.0, 3.0], [6.0, 7.0], [9.0]]
 

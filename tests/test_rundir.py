@@ -7,6 +7,7 @@ import pytest
 
 from dlrecipes.errors import UsageError
 from dlrecipes.training import rundir
+from test_locks import hold_lock
 
 pytestmark = pytest.mark.backends
 
@@ -36,13 +37,14 @@ def test_resume_finds_unfinished_run_of_same_config_only(tmp_path):
 def test_locked_run_is_not_picked_up_by_a_second_process(tmp_path):
     run, _ = rundir.create_run_dir(str(tmp_path), "r", {"epochs": 3},
                                    resume=False)
-    # Owned by a live process other than us (our parent): not resumable.
-    rundir.atomic_write_text(os.path.join(run, rundir.LOCK),
-                             str(os.getppid()))
-    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) is None
-    # A stale lock (dead pid) is ignored.
-    rundir.atomic_write_text(os.path.join(run, rundir.LOCK), "999999999")
-    assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) == run
+    rundir.unlock(run)
+    with hold_lock(os.path.join(run, rundir.LOCK)) as holder:
+        assert rundir.find_resumable(str(tmp_path / "r"),
+                                     {"epochs": 3}) is None
+        holder.kill()  # SIGKILL: the lock goes stale
+        holder.wait()
+        assert rundir.find_resumable(str(tmp_path / "r"),
+                                     {"epochs": 3}) == run
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):

@@ -37,6 +37,7 @@ import time
 
 from dlrecipes.config import config_from_dict
 from dlrecipes.errors import RunError, UsageError, choices_message
+from dlrecipes.training import locks
 from dlrecipes.training.rundir import (atomic_write_bytes, atomic_write_json,
                                        atomic_write_text)
 from tuning import results, space as space_lib
@@ -568,34 +569,13 @@ def die_with_parent():
         pass
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def lock(directory):
-    path = os.path.join(directory, LOCK_FILE)
-    try:
-        with open(path) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        pid = 0
-    if pid and pid != os.getpid() and _pid_alive(pid):
-        raise UsageError(f"{directory} is in use by process {pid} (a search "
-                         "running there); wait for it or stop it")
-    atomic_write_text(path, str(os.getpid()))
+    locks.acquire(os.path.join(directory, LOCK_FILE),
+                  f"tuning directory {directory}")
 
 
 def unlock(directory):
-    try:
-        os.unlink(os.path.join(directory, LOCK_FILE))
-    except FileNotFoundError:
-        pass
+    locks.release(os.path.join(directory, LOCK_FILE))
 
 
 # ----------------------------------------------------------------- checks
@@ -714,7 +694,8 @@ def check_directory(search, overwrite):
                              f"({what}); pass another --directory, or "
                              "--overwrite to start over")
         return "resume"
-    if os.path.isdir(search.directory) and os.listdir(search.directory):
+    if os.path.isdir(search.directory) and set(
+            os.listdir(search.directory)) - {LOCK_FILE}:
         raise UsageError(f"{search.directory} exists and is not a search "
                          "directory; pass another --directory")
     return "new"
@@ -843,19 +824,23 @@ def execute(search, directory=None, overwrite=False):
         raise UsageError(f"{CHILD_ENV} is set without KERASTUNER_* variables")
     search.directory = directory or os.path.join(
         "tuning", search.recipe.name, search.default_id())
-    state = check_directory(search, overwrite)
-    if search.objective is None:
-        data = search.recipe.load_data(search.base)  # fails early if missing
-        search._data, search._data_key = data, json.dumps(
-            [getattr(search.base, f) for f in search.data_fields],
-            default=str)
-        search.objective = monitor_for(search.recipe, data)
-        if role != "worker" and not child:
-            preflight(search, data)
-    if not child:
-        os.makedirs(search.directory, exist_ok=True)
-        lock(search.directory)
+    owner = not child and role != "worker"
+    if owner and os.path.isdir(search.directory):
+        lock(search.directory)  # before reading it: another search may write
     try:
+        state = check_directory(search, overwrite)
+        if search.objective is None:
+            data = search.recipe.load_data(search.base)  # fails early
+            search._data, search._data_key = data, json.dumps(
+                [getattr(search.base, f) for f in search.data_fields],
+                default=str)
+            search.objective = monitor_for(search.recipe, data)
+            if role != "worker" and not child:
+                preflight(search, data)
+        if not child:
+            os.makedirs(search.directory, exist_ok=True)
+        if owner:
+            lock(search.directory)
         if state == "overwrite" and not child:
             for name in os.listdir(search.directory):
                 if name != LOCK_FILE:
@@ -880,7 +865,7 @@ def execute(search, directory=None, overwrite=False):
                 return None
         return search.finalize()
     finally:
-        if not child:
+        if owner:
             unlock(search.directory)
 
 

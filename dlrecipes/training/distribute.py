@@ -34,16 +34,15 @@ directory: resuming would need every process to restore the same backup.
 
 import contextlib
 import dataclasses
-import math
 import os
 import shutil
 import tempfile
 import warnings
 
 import keras
-import numpy as np
 
 from dlrecipes.errors import UsageError
+from dlrecipes.training.resume import EpochArrays
 
 ENV_COORDINATOR = "DLRECIPES_COORDINATOR"
 ENV_NUM_PROCESSES = "DLRECIPES_NUM_PROCESSES"
@@ -205,91 +204,6 @@ def list_devices():
         return ["cpu:0"]
 
 
-class ShardFeeder(keras.utils.PyDataset):
-    """One process's share of every global batch of `(x, y)` arrays.
-
-    Global batch `k` of an epoch is `batch_size` consecutive indices of a
-    permutation of the examples (drawn from `seed` and the epoch, the same
-    in every process; no permutation without `shuffle`); process `p` of `P`
-    feeds the `p`-th of its `P` equal slices, so the processes' slices,
-    concatenated in process order, are exactly that global batch. The
-    examples are first cut to a multiple of `unit` (processes x devices per
-    process), so every batch splits evenly.
-
-    Args:
-        x: array `(n, ...)` (or a tuple/dict of arrays).
-        y: array `(n, ...)`.
-        batch_size: the global batch size, a multiple of `unit`.
-        num_processes: processes feeding one global batch together.
-        process_id: which slice this process feeds.
-        unit: every batch is a multiple of this (processes x local devices).
-        shuffle: draw a new permutation every epoch.
-        seed: seed of the permutations.
-    """
-
-    def __init__(self, x, y, batch_size, num_processes, process_id, unit,
-                 shuffle=True, seed=0):
-        super().__init__()
-        self.x, self.y = x, y
-        n = _num_rows(y)
-        self.num_used = n - n % unit
-        if self.num_used == 0:
-            raise UsageError(f"{n} examples cannot be split between {unit} "
-                             "devices")
-        self.batch_size = batch_size
-        self.num_processes = num_processes
-        self.process_id = process_id
-        self.shuffle = shuffle
-        self.seed = seed
-        self.epoch = 0
-        self._order = None
-
-    def __len__(self):
-        return math.ceil(self.num_used / self.batch_size)
-
-    def global_batch(self, index):
-        """The indices of global batch `index` of the current epoch."""
-        if self._order is None:
-            n = _num_rows(self.y)
-            if self.shuffle:
-                rng = np.random.default_rng([self.seed, self.epoch])
-                self._order = rng.permutation(n)[:self.num_used]
-            else:
-                self._order = np.arange(self.num_used)
-        start = index * self.batch_size
-        return self._order[start:start + self.batch_size]
-
-    def local_indices(self, index):
-        batch = self.global_batch(index)
-        part = len(batch) // self.num_processes
-        return batch[self.process_id * part:(self.process_id + 1) * part]
-
-    def __getitem__(self, index):
-        rows = self.local_indices(index)
-        return _take(self.x, rows), _take(self.y, rows)
-
-    def on_epoch_end(self):
-        if self.shuffle:
-            self.epoch += 1
-            self._order = None
-
-
-def _num_rows(arrays):
-    first = arrays
-    while isinstance(first, (tuple, list, dict)):
-        first = (list(first.values()) if isinstance(first, dict)
-                 else first)[0]
-    return len(first)
-
-
-def _take(arrays, rows):
-    if isinstance(arrays, dict):
-        return {k: _take(v, rows) for k, v in arrays.items()}
-    if isinstance(arrays, (tuple, list)):
-        return type(arrays)(_take(v, rows) for v in arrays)
-    return np.asarray(arrays)[rows]
-
-
 class Distribution:
     """Data parallelism for one run of the harness, from its config.
 
@@ -370,14 +284,15 @@ class Distribution:
 
     def _feed(self, part, batch_size, shuffle):
         """`{"x": ...}` for one split under JAX data parallelism: arrays
-        through a `ShardFeeder`, a `tf.data.Dataset` rebatched (and sliced
+        through `EpochArrays`, a `tf.data.Dataset` rebatched (and sliced
         per process); every batch splits evenly between the devices."""
-        unit = self.num_replicas
+        unit = self.num_replicas if self._jax else 1
         if isinstance(part, tuple):
             x, y = part
-            return {"x": ShardFeeder(x, y, batch_size, self.num_processes,
-                                     self.process_id, unit, shuffle=shuffle,
-                                     seed=self.seed)}
+            return {"x": EpochArrays(x, y, batch_size, shuffle=shuffle,
+                                     seed=self.seed,
+                                     num_processes=self.num_processes,
+                                     process_id=self.process_id, unit=unit)}
         if hasattr(part, "rebatch"):  # a tf.data.Dataset of batches
             part = part.rebatch(batch_size, drop_remainder=True)
             if self.multi_process:
@@ -399,21 +314,33 @@ class Distribution:
         return {"x": part}
 
     def fit_kwargs(self, kwargs):
-        """`model.fit` arguments with the data fed to this process' devices:
-        unchanged without JAX data parallelism; otherwise every batch is a
-        multiple of the device count, and each process feeds its slice."""
-        if not self._jax:
-            return kwargs
+        """`model.fit` arguments with the data fed to this process' devices.
+
+        Training arrays always go through `EpochArrays` (an order drawn
+        from the seed and the epoch, so a resumed run sees the batches an
+        uninterrupted one would), with a callback that keeps its epoch in
+        step. Under JAX data parallelism every batch is also a multiple of
+        the device count, each process feeds its slice, and validation
+        data is fed the same way; otherwise validation data is unchanged.
+        """
         kwargs = dict(kwargs)
-        batch_size = kwargs.pop("batch_size", None) or self.batch_size
         x = kwargs.pop("x")
         y = kwargs.pop("y", None)
-        part = (x, y) if y is not None else x
-        # The feeder shuffles (the same way in every process), not Keras.
         shuffle = bool(kwargs.pop("shuffle", False))
+        batch_size = kwargs.pop("batch_size", None) or self.batch_size
+        if y is None and not self._jax:
+            kwargs["x"] = x  # a dataset: it shuffles itself
+            return kwargs
+        part = (x, y) if y is not None else x
         kwargs.update(self._feed(part, batch_size, shuffle))
+        if isinstance(kwargs["x"], EpochArrays):
+            kwargs["callbacks"] = [kwargs["x"].callback(),
+                                   *(kwargs.get("callbacks") or [])]
+            # Keras would also shuffle the batches of a PyDataset, with
+            # Python's global RNG: that order would not survive a resume.
+            kwargs["shuffle"] = False
         val = kwargs.get("validation_data")
-        if val is not None:
+        if self._jax and val is not None:
             kwargs["validation_data"] = self._feed(val, batch_size,
                                                    False)["x"]
         return kwargs

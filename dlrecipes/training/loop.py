@@ -20,6 +20,7 @@ from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
 from dlrecipes.training.distribute import (Distribution, initialize_cluster,
                                           jit_under_jax)
 from dlrecipes.training.optimizers import make_optimizer
+from dlrecipes.training.resume import EpochBackup
 from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
                                        unlock)
 
@@ -151,10 +152,10 @@ def _jit(config):
 
 
 def _callbacks(config, run_dir, monitor, mode):
-    cbs = [
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, "backup")),
-        keras.callbacks.TerminateOnNaN(),
-    ]
+    """The harness' callbacks, `EpochBackup` last: it saves after the
+    others have updated their state, and restores their counters after
+    they reset them."""
+    cbs = [keras.callbacks.TerminateOnNaN()]
     if config.early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=config.early_stopping,
@@ -172,7 +173,10 @@ def _callbacks(config, run_dir, monitor, mode):
     cbs.append(best)
     if importlib.util.find_spec("tensorflow") is not None:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-    return cbs, best
+    backup = EpochBackup(os.path.join(run_dir, "backup"),
+                         callbacks_to_restore=list(cbs))
+    cbs.append(backup)
+    return cbs, best, backup
 
 
 def _scalar(v):
@@ -238,7 +242,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         with dist.scope():
             model, steps = build_compiled_model(recipe, config, data)
         jit_under_jax(model, config.jit_compile)
-        callbacks, best = _callbacks(config, run_dir, monitor, mode)
+        callbacks, best, backup = _callbacks(config, run_dir, monitor, mode)
         val = data.val
         val_arg = None if val is None else (
             val if not isinstance(val, tuple) else (val[0], val[1]))
@@ -248,6 +252,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         fit_kwargs["shuffle"] = isinstance(data.train, tuple)
         fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
                           callbacks=callbacks,
+                          initial_epoch=backup.start_epoch(config.epochs),
                           verbose=config.verbose if cluster.is_chief else 0)
         fit_kwargs = dist.fit_kwargs(fit_kwargs)
         custom_fit = getattr(recipe.module, "fit", None)
@@ -293,6 +298,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
             "seed": config.seed,
         })
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        backup.remove()  # kept until the results are safe
     finally:
         dist.close()
         if cluster.is_chief:

@@ -3,16 +3,19 @@
 A run directory is finished when `metrics.json` exists: it is written last,
 atomically. A directory without it is an interrupted run; the same command
 run again (same resolved config) finds it and resumes from its
-`backup/` (Keras' `BackupAndRestore`). A `run.lock` holding the owner's pid
-keeps a running directory from being picked up by a second process.
+`backup/` (`dlrecipes.training.resume.EpochBackup`). A `run.lock` (an
+`flock`ed file holding the owner's pid, see `locks`) keeps a running
+directory from being picked up by a second process.
 """
 
 import datetime
 import json
 import os
+import shutil
 import tempfile
 
 from dlrecipes.errors import UsageError
+from dlrecipes.training import locks
 
 FINISHED_MARKER = "metrics.json"
 LOCK = "run.lock"
@@ -44,25 +47,6 @@ def atomic_write_json(path, obj):
                                        default=str) + "\n")
 
 
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _locked_by_live_process(run_dir):
-    try:
-        with open(os.path.join(run_dir, LOCK)) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return False
-    return pid > 0 and pid != os.getpid() and _pid_alive(pid)
-
-
 def is_finished(run_dir):
     return os.path.isfile(os.path.join(run_dir, FINISHED_MARKER))
 
@@ -76,7 +60,7 @@ def find_resumable(recipe_dir, config_dict):
         cfg_path = os.path.join(run_dir, "config.json")
         if not os.path.isfile(cfg_path) or is_finished(run_dir):
             continue
-        if _locked_by_live_process(run_dir):
+        if locks.held_by_other(os.path.join(run_dir, LOCK)):
             continue
         try:
             with open(cfg_path) as f:
@@ -110,8 +94,12 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
     if resume:
         found = find_resumable(recipe_dir, config_dict)
         if found:
-            lock(found)
-            return found, True
+            try:
+                lock(found)
+                _remove_temporaries(found)
+                return found, True
+            except UsageError:  # taken by a run started at the same time
+                pass
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1, 1000):
         name = stamp if i == 1 else f"{stamp}-{i}"
@@ -127,12 +115,21 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
     return run_dir, False
 
 
+def _remove_temporaries(run_dir):
+    """Temporary files a killed run left behind (atomic writes that never
+    reached their rename)."""
+    for name in os.listdir(run_dir):
+        if name.startswith(".tmp-"):
+            path = os.path.join(run_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+
+
 def lock(run_dir):
-    atomic_write_text(os.path.join(run_dir, LOCK), str(os.getpid()))
+    locks.acquire(os.path.join(run_dir, LOCK), f"run directory {run_dir}")
 
 
 def unlock(run_dir):
-    try:
-        os.unlink(os.path.join(run_dir, LOCK))
-    except FileNotFoundError:
-        pass
+    locks.release(os.path.join(run_dir, LOCK))

@@ -1,0 +1,254 @@
+"""Crash-safe, exact resume: an atomic per-epoch backup and an epoch-keyed
+data order.
+
+Keras' `BackupAndRestore` writes its weights file and its metadata in
+place, one after the other: a kill during the save leaves a truncated file
+or weights one epoch ahead of the metadata, and a resumed epoch sees the data
+in a different order than it would have. Here:
+
+- `EpochBackup` writes each epoch's state (model and optimizer variables,
+  the epoch, the state of `EarlyStopping`/`ReduceLROnPlateau`) into a fresh
+  folder and renames it into place, so a backup is either whole or absent;
+  the newest whole one is restored.
+- `EpochArrays` feeds `(x, y)` arrays in an order drawn from `(seed,
+  epoch)` alone, so epoch 5 sees the same batches whether or not the run
+  was interrupted at epoch 3.
+
+Together, a model without random layers resumed after a kill ends with the
+same weights as an uninterrupted run (tests/test_resume.py).
+"""
+
+import json
+import math
+import os
+import shutil
+
+import keras
+import numpy as np
+
+from dlrecipes.training.rundir import atomic_write_json
+
+WEIGHTS = "state.weights.h5"
+STATE = "state.json"
+
+# The callbacks whose counters decide when training stops or the learning
+# rate drops; restored so a resumed run decides as the uninterrupted one.
+_CALLBACK_STATE = {
+    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch",
+                                    "stopped_epoch"),
+    keras.callbacks.ReduceLROnPlateau: ("wait", "best", "cooldown_counter"),
+}
+
+
+def _to_json(value):
+    """A callback counter as JSON: ints stay ints, inf becomes "inf"."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    value = float(np.asarray(value))
+    return value if math.isfinite(value) else repr(value)
+
+
+def _from_json(value):
+    return float(value) if isinstance(value, str) else value
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Saves the training state after every epoch; restores the newest.
+
+    Use `start_epoch(epochs)` for `fit`'s `initial_epoch`, and list this
+    callback after the callbacks in `callbacks_to_restore` (it restores
+    their counters in `on_train_begin`, after they reset themselves). The
+    state is restored once per process: a second `fit` in the same process
+    (transfer learning's second phase) continues from memory.
+
+    A training made of several `fit` calls (phases) sets `phase` before
+    each: the saved counters are restored only into the phase that saved
+    them, since a new phase starts its callbacks afresh.
+
+    Args:
+        directory: where `epoch-NNNN/` folders go (created as needed).
+        callbacks_to_restore: callbacks whose counters are saved too.
+    """
+
+    def __init__(self, directory, callbacks_to_restore=()):
+        super().__init__()
+        self.directory = directory
+        self.callbacks_to_restore = list(callbacks_to_restore)
+        self.phase = 0
+        self._restored = False
+
+    # ------------------------------------------------------------- reading
+
+    def latest(self):
+        """The newest complete `epoch-NNNN` folder, or None."""
+        if not os.path.isdir(self.directory):
+            return None
+        done = sorted(name for name in os.listdir(self.directory)
+                      if name.startswith("epoch-") and os.path.isfile(
+                          os.path.join(self.directory, name, STATE)))
+        return os.path.join(self.directory, done[-1]) if done else None
+
+    def state(self):
+        path = self.latest()
+        if path is None:
+            return None
+        with open(os.path.join(path, STATE)) as f:
+            return json.load(f)
+
+    def start_epoch(self, epochs):
+        """The epoch `fit` starts from: 0 without a backup, `epochs` when
+        the backed-up run had stopped early (nothing left to train)."""
+        state = self.state()
+        if state is None:
+            return 0
+        if state.get("stopped"):
+            return epochs
+        return min(int(state["epoch"]), epochs)
+
+    # ------------------------------------------------------------ restoring
+
+    def on_train_begin(self, logs=None):
+        if self._restored:
+            return
+        self._restored = True
+        path = self.latest()
+        if path is None:
+            return
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(os.path.join(path, WEIGHTS))
+        state = self.state()
+        if state.get("phase", 0) != self.phase:
+            return
+        saved = state.get("callbacks", {})
+        for i, callback in enumerate(self.callbacks_to_restore):
+            for name, value in saved.get(str(i), {}).items():
+                setattr(callback, name, _from_json(value))
+
+    # --------------------------------------------------------------- saving
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._restored = True  # from here on, memory is newer than disk
+        os.makedirs(self.directory, exist_ok=True)
+        final = os.path.join(self.directory, f"epoch-{epoch + 1:04d}")
+        tmp = os.path.join(self.directory, f".tmp-epoch-{epoch + 1:04d}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        self.model.save_weights(os.path.join(tmp, WEIGHTS))
+        atomic_write_json(os.path.join(tmp, STATE), {
+            "epoch": epoch + 1,
+            "phase": self.phase,
+            "stopped": bool(self.model.stop_training),
+            "callbacks": {str(i): {name: _to_json(getattr(cb, name))
+                                   for name in self._names(cb)}
+                          for i, cb in enumerate(self.callbacks_to_restore)},
+        })
+        if os.path.isdir(final):  # left by an earlier attempt at this epoch
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        for name in os.listdir(self.directory):
+            old = os.path.join(self.directory, name)
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+
+    @staticmethod
+    def _names(callback):
+        for cls, names in _CALLBACK_STATE.items():
+            if isinstance(callback, cls):
+                return names
+        return ()
+
+    def remove(self):
+        """Delete the backup (once the run's results are written)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class EpochArrays(keras.utils.PyDataset):
+    """`(x, y)` arrays in batches, shuffled by `(seed, epoch)` alone.
+
+    Epoch `e`'s order is `default_rng([seed, e]).permutation(n)`, whatever
+    came before; `EpochArrays.callback()` tells the dataset which epoch
+    `fit` is in. One process's slice of each global batch can be taken for
+    multi-process data parallelism (`num_processes`, `process_id`); the
+    examples are first cut to a multiple of `unit` so every batch splits
+    evenly between devices (`unit=1`: every example is used).
+
+    Args:
+        x: array `(n, ...)` (or a tuple/dict of arrays).
+        y: array `(n, ...)`.
+        batch_size: the global batch size, a multiple of `unit`.
+        shuffle: a new order every epoch (else the arrays' order).
+        seed: seed of the orders.
+        num_processes: processes that feed one global batch together.
+        process_id: which slice of every global batch this process feeds.
+        unit: every batch is a multiple of this (processes x local devices).
+    """
+
+    def __init__(self, x, y, batch_size, shuffle=True, seed=0,
+                 num_processes=1, process_id=0, unit=1):
+        super().__init__()
+        from dlrecipes.errors import UsageError
+
+        self.x, self.y = x, y
+        n = num_rows(y)
+        self.num_used = n - n % unit
+        if self.num_used == 0:
+            raise UsageError(f"{n} examples cannot be split between {unit} "
+                             "devices")
+        self.batch_size = batch_size
+        self.num_processes = num_processes
+        self.process_id = process_id
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self._order = None
+
+    def __len__(self):
+        return math.ceil(self.num_used / self.batch_size)
+
+    def set_epoch(self, epoch):
+        if epoch != self.epoch:
+            self.epoch, self._order = epoch, None
+
+    def callback(self):
+        """A callback that keeps `epoch` in step with `fit`'s epochs."""
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs=None: self.set_epoch(epoch))
+
+    def global_batch(self, index):
+        """The example indices of global batch `index` of this epoch."""
+        if self._order is None:
+            if self.shuffle:
+                rng = np.random.default_rng([self.seed, self.epoch])
+                order = rng.permutation(num_rows(self.y))
+                self._order = order[:self.num_used]
+            else:
+                self._order = np.arange(self.num_used)
+        start = index * self.batch_size
+        return self._order[start:start + self.batch_size]
+
+    def local_indices(self, index):
+        batch = self.global_batch(index)
+        part = len(batch) // self.num_processes
+        return batch[self.process_id * part:(self.process_id + 1) * part]
+
+    def __getitem__(self, index):
+        rows = self.local_indices(index)
+        return take(self.x, rows), take(self.y, rows)
+
+
+def num_rows(arrays):
+    first = arrays
+    while isinstance(first, (tuple, list, dict)):
+        first = (list(first.values()) if isinstance(first, dict)
+                 else first)[0]
+    return len(first)
+
+
+def take(arrays, rows):
+    if isinstance(arrays, dict):
+        return {k: take(v, rows) for k, v in arrays.items()}
+    if isinstance(arrays, (tuple, list)):
+        return type(arrays)(take(v, rows) for v in arrays)
+    return np.asarray(arrays)[rows]
