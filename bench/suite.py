@@ -40,21 +40,36 @@ TITLES = {
 }
 
 
+class UsageError(Exception):
+    """Bad input: `main` prints `error: ...` and returns 2 (defined here so
+    that bad input is answered before Keras is imported)."""
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message):
-        print(f"error: {message}", file=sys.stderr)
-        raise SystemExit(2)
+        raise UsageError(message)
 
 
 def parse_only(text):
-    """'a,b' -> ('a', 'b'); an unknown name exits 2 with one line."""
+    """'a,b' -> ('a', 'b'); UsageError naming the valid ones otherwise."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown or not names:
-        print(f"error: unknown benchmark {(unknown or [text])[0]!r}; valid "
-              f"choices: {', '.join(BENCHMARKS)}", file=sys.stderr)
-        raise SystemExit(2)
+        raise UsageError(f"unknown benchmark {(unknown or [text])[0]!r}; "
+                         f"valid choices: {', '.join(BENCHMARKS)}")
     return names
+
+
+def check_output(parser, path):
+    """The Markdown file must be writable before any benchmark runs."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        parser.error(f"--output is a directory: {path}")
+    if not os.path.isdir(directory):
+        parser.error(f"--output: no such directory: {directory}")
+    if not os.access(directory, os.W_OK) or (
+            os.path.exists(path) and not os.access(path, os.W_OK)):
+        parser.error(f"--output is not writable: {path}")
 
 
 def _log(message):
@@ -95,7 +110,19 @@ def run_one(name, profile, args):
 
 
 def main(argv=None):
+    """`python -m bench` / `dlrecipes bench`: 0 when every benchmark ran,
+    1 when one failed, 2 (one `error:` line) on bad input."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        return _main(argv)
+    except UsageError as e:
+        if "--debug" in argv:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv):
     parser = _Parser(prog="python -m bench",
                      description="dlrecipes benchmark suite")
     mode = parser.add_mutually_exclusive_group()
@@ -110,11 +137,16 @@ def main(argv=None):
                         "BENCHMARKS.md)")
     parser.add_argument("--no-torch", action="store_true",
                         help="skip the PyTorch column")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds of the accuracy benchmark (default 1 "
                         "quick, 3 otherwise)")
     args = parser.parse_args(argv)
     only = parse_only(args.only) if args.only is not None else None
+    if args.seeds is not None and args.seeds < 1:
+        parser.error(f"--seeds must be >= 1. Received: seeds={args.seeds}")
+    check_output(parser, args.output)
     # Bad input is answered above, before the (slow, chatty) backend import.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import dlrecipes  # noqa: F401  (imports Keras quietly)

@@ -1,4 +1,4 @@
-"""The `dlrecipes` command: list / run / tune / report.
+"""The `dlrecipes` command: list / run / tune / report / bench.
 
 Bad input prints one line, `error: ...`, on stderr and exits 2; a failure
 after a valid start exits 1. `--debug` shows the Python traceback.
@@ -17,7 +17,9 @@ commands:
   run RECIPE [--FLAG VALUE ...] train one recipe (RECIPE --help: its flags)
   tune RECIPE [...]             search a recipe's hyperparameters
   report DIR                    print a run's or a search's summary again
+  bench [--quick|--gpu] [...]   the benchmark suite (as `python -m bench`)
 """
+COMMANDS = ("list", "run", "tune", "report", "bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,6 +36,8 @@ def _import_recipes():
 def _cmd_list(args):
     from dlrecipes.registry import get_recipe, list_recipes
 
+    if args:
+        raise UsageError(f"list takes no arguments. Received: {args[0]}")
     _import_recipes()
     names = list_recipes()
     width = max(len(n) for n in names)
@@ -83,8 +87,15 @@ def _cmd_report(argv):
         raise UsageError(f"no such directory: {path}")
     metrics_path = os.path.join(path, "metrics.json")
     if os.path.isfile(metrics_path):
-        with open(metrics_path) as f:
-            print_run_summary(path, json.load(f))
+        try:
+            with open(metrics_path) as f:
+                metrics = json.load(f)
+            if not isinstance(metrics, dict) or not metrics:
+                raise ValueError("not a metrics object")
+        except (OSError, ValueError) as e:
+            raise UsageError(f"{metrics_path} is unreadable ({e}); "
+                             "not a run directory of dlrecipes") from None
+        print_run_summary(path, metrics)
         return 0
     if os.path.isfile(os.path.join(path, "config.json")):
         raise UsageError(f"{path} is an unfinished run (no metrics.json); "
@@ -107,6 +118,15 @@ def _cmd_tune(argv):
     return tune_main(argv)
 
 
+def _cmd_bench(argv):
+    try:
+        from bench.suite import main as bench_main
+    except ImportError:
+        raise UsageError("the benchmark suite is not available in this "
+                         "installation") from None
+    return bench_main(argv)
+
+
 def run_recipe_main(name, argv=None):
     """Entry point of `python -m recipes.<module>`: `dlrecipes run NAME`."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -118,9 +138,12 @@ def main(argv=None):
     debug = "--debug" in argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
-        if not argv or argv[0] in ("-h", "--help", "help"):
+        if not argv:
+            raise UsageError("a command is needed; valid choices: "
+                             + ", ".join(COMMANDS))
+        if argv[0] in ("-h", "--help", "help"):
             print(USAGE)
-            return 0 if argv else 2
+            return 0
         command, rest = argv[0], argv[1:]
         if command == "list":
             return _cmd_list(rest)
@@ -139,8 +162,10 @@ def main(argv=None):
             return _cmd_tune(rest)
         if command == "report":
             return _cmd_report(rest)
+        if command == "bench":
+            return _cmd_bench(rest)
         raise UsageError(f"unknown command {command!r}; valid choices: "
-                         "list, run, tune, report")
+                         + ", ".join(COMMANDS))
     except UsageError as e:
         if debug:
             raise

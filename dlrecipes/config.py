@@ -161,6 +161,11 @@ def validate(config):
             if hi is not None and v > hi:
                 raise UsageError(f"--{_flag(f.name)} must be <= {hi}. "
                                  f"Received: {f.name}={v}")
+    if getattr(config, "reduce_lr_patience", 0) and getattr(
+            config, "schedule", "constant") != "constant":
+        raise UsageError("--reduce-lr-patience needs --schedule constant (a "
+                         "schedule already sets the learning rate). "
+                         f"Received: schedule={config.schedule}")
     check = getattr(config, "check", None)
     if check is not None:
         check()

@@ -669,6 +669,10 @@ def validate_options(search):
 def check_directory(search, overwrite):
     """UsageError for a directory holding another recipe's or another
     search; with `overwrite`, clear a previous search there."""
+    if os.path.exists(search.directory) and not os.path.isdir(
+            search.directory):
+        raise UsageError(f"--directory {search.directory} exists and is not "
+                         "a directory; pass another --directory")
     path = os.path.join(search.directory, SEARCH_FILE)
     if os.path.isfile(path):
         try:

@@ -22,7 +22,7 @@ from dlrecipes.training.distribute import (Distribution, initialize_cluster,
 from dlrecipes.training.optimizers import make_optimizer
 from dlrecipes.training.resume import EpochBackup
 from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
-                                       unlock)
+                                       discard, unlock)
 
 
 @dataclasses.dataclass
@@ -160,10 +160,7 @@ def _callbacks(config, run_dir, monitor, mode):
         cbs.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=config.early_stopping,
             restore_best_weights=False))
-    if config.reduce_lr_patience:
-        if config.schedule != "constant":
-            raise UsageError("--reduce-lr-patience needs --schedule constant; "
-                             f"Received: schedule={config.schedule}")
+    if config.reduce_lr_patience:  # with --schedule constant (validated)
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
     cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
@@ -299,6 +296,14 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         })
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         backup.remove()  # kept until the results are safe
+    except BaseException:
+        # A new run that failed before its first epoch ended (a model that
+        # does not build, weights that cannot be downloaded) leaves nothing
+        # behind; anything later stays, to be resumed.
+        if cluster.is_chief and not resumed and not os.path.exists(
+                os.path.join(run_dir, "history.csv")):
+            discard(run_dir)
+        raise
     finally:
         dist.close()
         if cluster.is_chief:

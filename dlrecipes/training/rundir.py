@@ -109,10 +109,20 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
         except FileExistsError:
             continue
         break
-    lock(run_dir)
-    atomic_write_json(os.path.join(run_dir, "config.json"),
-                      {"recipe": recipe_name, **config_dict})
+    try:
+        lock(run_dir)
+        atomic_write_json(os.path.join(run_dir, "config.json"),
+                          {"recipe": recipe_name, **config_dict})
+    except BaseException:  # e.g. a full disk: leave nothing behind
+        discard(run_dir)
+        raise
     return run_dir, False
+
+
+def discard(run_dir):
+    """Remove a run directory that never trained an epoch."""
+    unlock(run_dir)
+    shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _remove_temporaries(run_dir):
