@@ -63,6 +63,9 @@ class TrainConfig:
     mixed_precision: bool = option(False, "mixed precision (bf16/fp16)")
     jit_compile: str = option("auto", "XLA compilation",
                               choices=("auto", "on", "off"))
+    steps_per_execution: int = option(
+        1, "training steps per compiled call (fewer host round trips; "
+        "batch callbacks then run every N steps)", min=1)
     distribute: bool = option(False, "data parallelism over local devices")
     output_dir: str = option("runs", "where run directories are created")
     verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 line",

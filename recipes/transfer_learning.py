@@ -559,7 +559,7 @@ def fit(model, config, data, steps, fit_kwargs):
         history = model.fit(**{**fit_kwargs, "epochs": config.head_epochs,
                                "initial_epoch": done})
         losses = history.history.get("loss") or [0.0]
-        if not math.isfinite(losses[-1]):  # TerminateOnNaN stopped it
+        if not math.isfinite(losses[-1]):  # diverged: StopOnNaN stopped it
             return history
     unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
     tune = config.replace(

@@ -12,7 +12,6 @@ import os
 import sys
 import time
 
-from dlrecipes.errors import UsageError
 
 
 class TrialFailed(Exception):
@@ -38,22 +37,10 @@ def monitor_for(recipe, data):
 
 
 def trial_callbacks(config, monitor, mode):
-    """The callbacks of `run_recipe` that change training: NaN stop, early
-    stopping and learning-rate reduction (same arguments)."""
-    import keras
+    """The callbacks of `run_recipe` that change training (same ones)."""
+    from dlrecipes.training.loop import training_callbacks
 
-    cbs = [keras.callbacks.TerminateOnNaN()]
-    if config.early_stopping:
-        cbs.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=config.early_stopping,
-            restore_best_weights=False))
-    if config.reduce_lr_patience:
-        if config.schedule != "constant":
-            raise UsageError("--reduce-lr-patience needs --schedule constant; "
-                             f"Received: schedule={config.schedule}")
-        cbs.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
-    return cbs
+    return training_callbacks(config, monitor, mode)
 
 
 def _make_best_weights(keras, monitor, mode, path, best):

@@ -21,6 +21,32 @@ def current_learning_rate(optimizer):
     return float(keras.ops.convert_to_numpy(lr))
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training after an epoch whose loss is NaN or infinite.
+
+    Keras' `TerminateOnNaN` reads the loss after every batch: a host
+    synchronisation per step that keeps the device waiting (and, marked
+    `async_safe` under JAX, reads arrays the next step has already donated).
+    This checks the epoch's mean loss once, at the epoch's end; a diverged
+    epoch is never saved (`BestCheckpoint` skips it too).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(np.asarray(loss))):
+            self.model.stop_training = True
+            self.stopped_epoch = epoch
+
+
+def finite_loss(logs):
+    loss = (logs or {}).get("loss")
+    return loss is None or math.isfinite(float(np.asarray(loss)))
+
+
 class HistoryWriter(keras.callbacks.Callback):
     """Writes `history.csv` atomically after every epoch, resume-safe.
 
@@ -96,7 +122,8 @@ class BestCheckpoint(keras.callbacks.Callback):
         if value is None:  # no validation data: keep the last epoch
             value = float(-epoch) if self.mode == "min" else float(epoch)
         value = float(np.asarray(value))
-        if math.isnan(value) or not self._improved(value):
+        if math.isnan(value) or not finite_loss(logs) or \
+                not self._improved(value):
             return
         tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
         self.model.save(tmp)

@@ -184,9 +184,12 @@ def jit_under_jax(model, jit_compile="auto"):
     """
     if keras.backend.backend() != "jax" or jit_compile in ("off", False):
         return model.jit_compile
-    for layer in model.layers:
+    stack = list(model.layers)
+    while stack:  # nested models and blocks too
+        layer = stack.pop()
         if not layer.supports_jit:
             layer.supports_jit = True
+        stack.extend(getattr(layer, "layers", None) or ())
     if not model.jit_compile:
         model.jit_compile = True
     return model.jit_compile

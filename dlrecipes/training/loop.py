@@ -16,7 +16,8 @@ import numpy as np
 from dlrecipes.errors import UsageError
 from dlrecipes.saving import load_model
 from dlrecipes.training import plots
-from dlrecipes.training.callbacks import BestCheckpoint, HistoryWriter
+from dlrecipes.training.callbacks import (BestCheckpoint, HistoryWriter,
+                                          StopOnNaN)
 from dlrecipes.training.distribute import (Distribution, initialize_cluster,
                                           jit_under_jax)
 from dlrecipes.training.optimizers import make_optimizer
@@ -151,11 +152,10 @@ def _jit(config):
     return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
 
 
-def _callbacks(config, run_dir, monitor, mode):
-    """The harness' callbacks, `EpochBackup` last: it saves after the
-    others have updated their state, and restores their counters after
-    they reset them."""
-    cbs = [keras.callbacks.TerminateOnNaN()]
+def training_callbacks(config, monitor, mode):
+    """The callbacks that change training (shared with tuning trials): a
+    NaN stop, early stopping and learning-rate reduction."""
+    cbs = [StopOnNaN()]
     if config.early_stopping:
         cbs.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=mode, patience=config.early_stopping,
@@ -163,6 +163,15 @@ def _callbacks(config, run_dir, monitor, mode):
     if config.reduce_lr_patience:  # with --schedule constant (validated)
         cbs.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
+    return cbs
+
+
+def _callbacks(config, run_dir, monitor, mode):
+    """The harness' callbacks, `EpochBackup` last: it saves after the
+    others have updated their state, and restores their counters after
+    they reset them. None reads a value after each batch: no host
+    synchronisation per step."""
+    cbs = training_callbacks(config, monitor, mode)
     cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
     if config.checkpoint == "last":
         monitor, mode = "epoch", "max"
@@ -188,7 +197,9 @@ def build_compiled_model(recipe, config, data):
     model = recipe.build_model(config, data)
     model.compile(optimizer=make_optimizer(config, steps),
                   jit_compile=_jit(config),
+                  steps_per_execution=config.steps_per_execution,
                   **recipe.compile_kwargs(config, data))
+    jit_under_jax(model, config.jit_compile)
     return model, steps
 
 
@@ -238,7 +249,6 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     try:
         with dist.scope():
             model, steps = build_compiled_model(recipe, config, data)
-        jit_under_jax(model, config.jit_compile)
         callbacks, best, backup = _callbacks(config, run_dir, monitor, mode)
         val = data.val
         val_arg = None if val is None else (

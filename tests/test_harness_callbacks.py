@@ -1,0 +1,113 @@
+"""The harness' own callbacks, in process: the per-epoch NaN stop, the
+atomic epoch backup and its restore of other callbacks' counters."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from dlrecipes.training.callbacks import BestCheckpoint, StopOnNaN
+from dlrecipes.training.resume import EpochArrays, EpochBackup
+
+pytestmark = pytest.mark.backends
+
+
+def _model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    return model
+
+
+def _data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 3)).astype("float32")
+    return x, x.sum(axis=1, keepdims=True)
+
+
+def test_stop_on_nan_stops_after_the_epoch_and_nothing_is_saved(tmp_path):
+    x, y = _data()
+    y[5] = np.inf  # the loss of every epoch is infinite
+    model = _model()
+    stop = StopOnNaN()
+    best = BestCheckpoint(str(tmp_path / "model.keras"), "epoch", "max")
+    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[stop, best])
+    assert stop.stopped_epoch == 0 and len(history.history["loss"]) == 1
+    assert not (tmp_path / "model.keras").exists()
+
+
+def test_stop_on_nan_lets_finite_training_run(tmp_path):
+    x, y = _data()
+    stop = StopOnNaN()
+    history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[stop])
+    assert stop.stopped_epoch is None and len(history.history["loss"]) == 3
+
+
+def test_backup_restores_weights_optimizer_and_counters(tmp_path):
+    x, y = _data()
+    model = _model()
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=50)
+    backup = EpochBackup(str(tmp_path / "backup"), [stopper])
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[stopper, backup])
+    assert sorted(os.listdir(tmp_path / "backup")) == ["epoch-0003"]
+    state = backup.state()
+    assert state["epoch"] == 3 and state["stopped"] is False
+    assert state["callbacks"]["0"]["best"] == pytest.approx(stopper.best)
+
+    # A new process' model: restored at train begin, counters included.
+    fresh = _model()
+    stopper2 = keras.callbacks.EarlyStopping(monitor="loss", patience=50)
+    backup2 = EpochBackup(str(tmp_path / "backup"), [stopper2])
+    assert backup2.start_epoch(10) == 3
+    fresh.fit(x, y, epochs=3, initial_epoch=3, verbose=0,
+              callbacks=[stopper2, backup2])
+    for a, b in zip(fresh.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(fresh.optimizer.variables, model.optimizer.variables):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert stopper2.best == pytest.approx(stopper.best)
+
+
+def test_unfinished_backup_folder_is_ignored(tmp_path):
+    backup = EpochBackup(str(tmp_path))
+    (tmp_path / ".tmp-epoch-0005").mkdir()  # killed while saving
+    (tmp_path / ".tmp-epoch-0005" / "state.json").write_text("{\"epo")
+    (tmp_path / "epoch-0004").mkdir()
+    (tmp_path / "epoch-0004" / "state.json").write_text(json.dumps(
+        {"epoch": 4, "stopped": False}))
+    assert backup.start_epoch(10) == 4
+    assert backup.start_epoch(3) == 3
+    (tmp_path / "epoch-0004" / "state.json").write_text(json.dumps(
+        {"epoch": 4, "stopped": True}))
+    assert backup.start_epoch(10) == 10  # it had stopped early: done
+
+
+def test_counters_of_another_phase_are_not_restored(tmp_path):
+    x, y = _data()
+    model = _model()
+    stopper = keras.callbacks.EarlyStopping(monitor="loss", patience=50)
+    backup = EpochBackup(str(tmp_path / "b"), [stopper])
+    backup.phase = 1
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[stopper, backup])
+    stopper2 = keras.callbacks.EarlyStopping(monitor="loss", patience=50)
+    backup2 = EpochBackup(str(tmp_path / "b"), [stopper2])
+    backup2.phase = 2
+    _model().fit(x, y, epochs=2, initial_epoch=2, verbose=0,
+                 callbacks=[stopper2, backup2])
+    assert stopper2.best is None  # phase 2 starts its counters afresh
+
+
+def test_epoch_arrays_order_depends_on_seed_and_epoch_only():
+    x = np.arange(50, dtype="float32")[:, None]
+    a = EpochArrays(x, x[:, 0], 8, seed=1)
+    b = EpochArrays(x, x[:, 0], 8, seed=1)
+    for epoch in (0, 1, 2):
+        a.set_epoch(epoch)
+    b.set_epoch(2)  # jumped straight there, as a resumed run does
+    np.testing.assert_array_equal(a[0][1], b[0][1])
+    c = EpochArrays(x, x[:, 0], 8, seed=2)
+    c.set_epoch(2)
+    assert not np.array_equal(a[0][1], c[0][1])
+    seen = np.concatenate([a[i][1] for i in range(len(a))])
+    assert sorted(seen.tolist()) == list(range(50))
