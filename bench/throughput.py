@@ -26,7 +26,6 @@ dense matmul rate measured in the same run (`matmul_rate`, bf16 on a GPU;
 on a CPU the float32 rate, the dtype the models train in there).
 """
 
-import statistics
 import time
 
 import keras

@@ -22,7 +22,6 @@ arithmetic are the same, the pixels used at the border differ by one.
 Importing this module needs `torch`; `bench.throughput` checks first.
 """
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 

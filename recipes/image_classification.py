@@ -30,7 +30,7 @@ import keras
 import numpy as np
 
 from dlrecipes.config import TrainConfig, option
-from dlrecipes.data import load_digits, stratified_split
+from dlrecipes.data import load_digits, split_arrays, stratified_split
 from dlrecipes.errors import UsageError, choices_message
 from dlrecipes.layers import ConvNormAct, ResidualBlock
 from dlrecipes.registry import register_recipe
@@ -145,11 +145,8 @@ def digits_data(config, label_fraction=1.0):
     train, val, test = stratified_split(
         x, y, test_fraction=0.2, val_fraction=config.val_fraction)
     if label_fraction < 1.0:
-        from sklearn.model_selection import train_test_split
-
-        xt, _, yt, _ = train_test_split(
-            *train, train_size=label_fraction, stratify=train[1],
-            random_state=0)
+        xt, _, yt, _ = split_arrays(*train, train_size=label_fraction,
+                                    seed=0)
         train = (xt, yt)
     return Data(train, val, test, input_shape=(8, 8, 1),
                 num_classes=len(names), class_names=names,
@@ -322,34 +319,16 @@ def compile_kwargs(config, data):
 # ------------------------------------------------------------------- report
 
 
-def _test_arrays(data, limit=10_000):
-    if isinstance(data.test, tuple):
-        return data.test
-    xs, ys = [], []
-    for xb, yb in data.test:
-        xs.append(np.asarray(xb))
-        ys.append(np.asarray(yb))
-        if sum(len(y) for y in ys) >= limit:
-            break
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def report(model, data, run_dir, config):
     """Confusion matrix and a grid of misclassified test images."""
-    from dlrecipes.training import plots
+    from dlrecipes.training import plots, reports
 
-    x, y = _test_arrays(data)
-    pred = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
-    n = data.num_classes
-    cm = np.zeros((n, n), dtype=int)
-    np.add.at(cm, (y.astype(int), pred), 1)
-    plots.confusion_matrix(cm, data.class_names,
-                           os.path.join(run_dir, "confusion.png"))
+    x, y, pred, metrics = reports.confusion(model, data, run_dir)
     wrong = np.flatnonzero(pred != y)
     plots.image_grid(x[wrong[:36]], [
         f"{data.class_names[y[i]]}->{data.class_names[pred[i]]}"
         for i in wrong[:36]], os.path.join(run_dir, "misclassified.png"))
-    return {"test_errors": int(len(wrong))}
+    return metrics
 
 
 def main(argv=None):

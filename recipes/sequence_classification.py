@@ -45,10 +45,8 @@ transformer >= 0.96, every model >= 0.90):
 """
 
 import dataclasses
-import os
 
 import keras
-import numpy as np
 
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.data import load_digits, stratified_split
@@ -191,30 +189,11 @@ def compile_kwargs(config, data):
 # ------------------------------------------------------------------- report
 
 
-def _test_arrays(data, limit=10_000):
-    if isinstance(data.test, tuple):
-        return data.test
-    xs, ys = [], []
-    for xb, yb in data.test:
-        xs.append(np.asarray(xb))
-        ys.append(np.asarray(yb))
-        if sum(len(y) for y in ys) >= limit:
-            break
-    return np.concatenate(xs), np.concatenate(ys)
-
-
 def report(model, data, run_dir, config):
     """Confusion matrix (`confusion.png`) and the count of test errors."""
-    from dlrecipes.training import plots
+    from dlrecipes.training import reports
 
-    x, y = _test_arrays(data)
-    pred = np.argmax(model.predict(x, batch_size=256, verbose=0), axis=-1)
-    n = data.num_classes
-    cm = np.zeros((n, n), dtype=int)
-    np.add.at(cm, (np.asarray(y, int), pred), 1)
-    plots.confusion_matrix(cm, data.class_names,
-                           os.path.join(run_dir, "confusion.png"))
-    return {"test_errors": int(np.sum(pred != y))}
+    return reports.confusion(model, data, run_dir)[3]
 
 
 def main(argv=None):

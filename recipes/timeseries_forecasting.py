@@ -12,7 +12,8 @@ Commands:
     python -m recipes.timeseries_forecasting --help
 
 Data: `sunspots` (yearly, 1700-2008, season 11) and `co2` (weekly Mauna
-Loa CO2, 1958-2001, season 52) ship with statsmodels. co2 misses 59 weeks;
+Loa CO2, 1958-2001, season 52) ship with dlrecipes (copies of statsmodels'
+datasets). co2 misses 59 weeks;
 they are filled by linear interpolation inside each split (so no filled
 value borrows from a later split). A `csv:PATH` column must be complete
 and numeric: a missing or non-numeric value is an error naming its line.
@@ -323,10 +324,11 @@ def _time_axis(labels):
 def plot_forecast(series, origins, targets, forecast, others, path, label):
     """The test period: actual values, the model and the baselines, for the
     first and (when `horizon > 1`) the last step of the horizon."""
-    import matplotlib.pyplot as plt
-
     from dlrecipes.training import plots
 
+    plt = plots.pyplot()
+    if plt is None:
+        return
     time = _time_axis(series.time)
     horizon = targets.shape[1]
     steps = [0] if horizon == 1 else [0, horizon - 1]

@@ -27,12 +27,14 @@ from dlrecipes.training.resume import EpochArrays
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Makes TensorFlow (and tfds) invisible as on a machine without them:
+# Makes this machine look like the GPU machines (../shared/gpu/README.md):
+# no TensorFlow, tfds, scikit-learn, statsmodels, pandas or matplotlib.
 # `import tensorflow` raises ModuleNotFoundError and
 # `importlib.util.find_spec("tensorflow")` is None.
 HIDE_TENSORFLOW = '''
 import importlib.machinery, sys
-_HIDDEN = ("tensorflow", "tensorflow_datasets", "tf_keras")
+_HIDDEN = ("tensorflow", "tensorflow_datasets", "tf_keras", "sklearn",
+           "statsmodels", "pandas", "patsy", "matplotlib")
 class _HideTensorFlow:
     @staticmethod
     def find_spec(name, path=None, target=None):

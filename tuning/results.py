@@ -226,7 +226,9 @@ def plot_search(rows, hp_names, objective, direction, path, log_hps=()):
     bottom, best-so-far line) and the score against the most important hp."""
     from dlrecipes.training import plots
 
-    plt = plots.plt
+    plt = plots.pyplot()
+    if plt is None:
+        return
     ranks = importance(rows, hp_names)
     top = max(ranks, key=ranks.get) if ranks else None
     fig, axes = plt.subplots(1, 2 if top else 1,

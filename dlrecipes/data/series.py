@@ -26,6 +26,7 @@ import os
 
 import numpy as np
 
+from dlrecipes.data import embedded
 from dlrecipes.errors import UsageError
 
 _MISSING = ("", "na", "nan", "n/a", "null", "none", "-", "?")
@@ -49,32 +50,27 @@ class Series:
 
 
 def load_sunspots():
-    """Yearly mean sunspot numbers 1700-2008 (309 values, statsmodels).
+    """Yearly mean sunspot numbers 1700-2008 (309 values; statsmodels'
+    `sunspots`, shipped in `embedded.npz`).
 
     Season 11: the solar cycle is about 11 years long.
     """
-    from statsmodels.datasets import sunspots
-
-    frame = sunspots.load_pandas().data
-    return Series("sunspots", frame["SUNACTIVITY"].to_numpy("float64"),
-                  frame["YEAR"].to_numpy("int64"), season=11,
+    return Series("sunspots", embedded.array("sunspots_values"),
+                  embedded.array("sunspots_years"), season=11,
                   info={"frequency": "yearly"})
 
 
 def load_co2():
     """Weekly atmospheric CO2 at Mauna Loa, March 1958 - December 2001
-    (2,284 weeks, ppm, statsmodels). Season 52 (weeks in a year).
+    (2,284 weeks, ppm; statsmodels' `co2`, shipped in `embedded.npz`).
+    Season 52 (weeks in a year).
 
     59 weeks are missing; they stay NaN here. `interpolate_gaps` fills them
     within each split (see its docstring), which a forecasting run does
     after it knows the split.
     """
-    from statsmodels.datasets import co2
-
-    frame = co2.load_pandas().data
-    time = np.array([d.strftime("%Y-%m-%d") for d in frame.index])
-    values = frame["co2"].to_numpy("float64")
-    return Series("co2", values, time, season=52,
+    values = embedded.array("co2_values")
+    return Series("co2", values, embedded.array("co2_weeks"), season=52,
                   info={"frequency": "weekly",
                         "missing": int(np.isnan(values).sum())})
 

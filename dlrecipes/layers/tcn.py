@@ -8,7 +8,6 @@ Keras 3 layers with `keras.ops`, so it serializes under every backend.
 import warnings
 
 import keras
-from keras import ops
 
 _NORMS = (None, "none", "batch", "layer")
 

@@ -1,25 +1,48 @@
-"""Plots of a run: learning curves (train vs validation, learning rate)."""
+"""Plots of a run: learning curves (train vs validation, learning rate),
+confusion matrices, image grids.
 
+matplotlib is imported on first use. Where it is not installed (the GPU
+machines carry no matplotlib wheel) every plot is skipped with one warning
+and the run goes on: a figure is never worth a failed training run.
+"""
+
+import functools
 import io
+import warnings
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from dlrecipes.training.rundir import atomic_write_bytes
 
-from dlrecipes.training.rundir import atomic_write_bytes  # noqa: E402
+
+@functools.lru_cache(maxsize=None)
+def pyplot():
+    """`matplotlib.pyplot` on the Agg backend, or None (warned once)."""
+    try:
+        import matplotlib
+    except ImportError:
+        warnings.warn("matplotlib is not installed: no plots are written "
+                      "(pip install matplotlib)", stacklevel=3)
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def save_figure(fig, path):
     """Save a matplotlib figure atomically as PNG and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def curves(rows, path):
     """Loss and metric curves (train vs validation) and the learning rate."""
+    plt = pyplot()
+    if plt is None:
+        return
     keys = [k for k in rows[0] if k != "epoch" and not k.startswith("val_")
             and k != "learning_rate"] if rows else []
     panels = keys + (["learning_rate"] if rows and "learning_rate" in rows[0]
@@ -43,6 +66,9 @@ def curves(rows, path):
 
 def confusion_matrix(cm, class_names, path):
     """A confusion matrix (rows: true class, columns: predicted)."""
+    plt = pyplot()
+    if plt is None:
+        return
     n = len(cm)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * n + 2),) * 2)
     ax.imshow(cm, cmap="Blues")
@@ -64,8 +90,9 @@ def confusion_matrix(cm, class_names, path):
 
 def image_grid(images, titles, path, cols=6):
     """A grid of images with titles (e.g. misclassified test examples)."""
-    import numpy as np
-
+    plt = pyplot()
+    if plt is None:
+        return
     count = max(1, len(images))
     rows = (count + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.8 * rows))
