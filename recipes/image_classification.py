@@ -158,7 +158,7 @@ def load_data(config):
     if config.dataset == "digits":
         return digits_data(config)
     if config.dataset.startswith("folder:"):
-        return _load_folder(config, config.dataset[len("folder:"):])
+        return load_folder(config, config.dataset[len("folder:"):])
     return _load_tfds(config)
 
 
@@ -198,7 +198,7 @@ def _load_tfds(config):
                       "num_train": num_train})
 
 
-def _load_folder(config, path):
+def load_folder(config, path):
     import tensorflow as tf
 
     size = config.image_size or 64

@@ -97,6 +97,7 @@ from dlrecipes.config import TrainConfig, option
 from dlrecipes.errors import RunError, UsageError, choices_message
 from dlrecipes.registry import register_recipe
 from dlrecipes.training import Data, make_optimizer
+from dlrecipes.training import sublayers
 from dlrecipes.training.resume import EpochBackup
 from recipes import image_classification as _ic
 
@@ -253,7 +254,7 @@ def load_data(config):
         return _ic.digits_data(config, label_fraction=config.label_fraction)
     size = image_size(config)
     if config.dataset.startswith("folder:"):
-        return _ic._load_folder(config.replace(image_size=size),
+        return _ic.load_folder(config.replace(image_size=size),
                                 config.dataset[len("folder:"):])
     return _load_tfds(config, size)
 
@@ -493,16 +494,9 @@ def compile_kwargs(config, data):
 
 
 def _batch_norms(layer):
-    """`layer` and its nested sublayers that are BatchNormalization layers.
-
-    Keras 3 has no public sublayer iterator for composite layers (a
-    `ResidualBlock`, an EfficientNet block); `_flatten_layers` is what
-    `Layer.trainable` itself walks.
-    """
-    walk = getattr(layer, "_flatten_layers", None)
-    sublayers = list(walk(include_self=True, recursive=True)) if walk \
-        else [layer]
-    return [s for s in sublayers
+    """`layer` and its nested sublayers that are BatchNormalization layers
+    (also inside composite blocks such as `ResidualBlock`)."""
+    return [s for s in sublayers.walk(layer)
             if isinstance(s, keras.layers.BatchNormalization)]
 
 

@@ -184,12 +184,11 @@ def jit_under_jax(model, jit_compile="auto"):
     """
     if keras.backend.backend() != "jax" or jit_compile in ("off", False):
         return model.jit_compile
-    stack = list(model.layers)
-    while stack:  # nested models and blocks too
-        layer = stack.pop()
+    from dlrecipes.training import sublayers
+
+    for layer in sublayers.walk(model, include_self=False):
         if not layer.supports_jit:
             layer.supports_jit = True
-        stack.extend(getattr(layer, "layers", None) or ())
     if not model.jit_compile:
         model.jit_compile = True
     return model.jit_compile
