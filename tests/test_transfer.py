@@ -21,7 +21,8 @@ from dlrecipes.config import config_from_dict
 from dlrecipes.registry import get_recipe
 from recipes import transfer_learning as tl
 
-pytestmark = pytest.mark.backends
+# The phase logic runs under JAX too (marked `backends`); the rest is the
+# recipe's plumbing, checked once (the JAX smoke run is in test_distribute).
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A small random-init keras.applications backbone at a small image size.
@@ -133,6 +134,7 @@ def test_build_model_strategies(pretrained):
     assert built["scratch"].trainable is True
 
 
+@pytest.mark.backends
 def test_fine_tune_phases(pretrained, tmp_path):
     """Head first, then the top block at a 10x lower learning rate; lower
     layers and every batch-norm statistic stay as pretrained."""
@@ -168,6 +170,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.backends
 @pytest.mark.parametrize("stop_after", [1, 2])
 def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
     """Interrupted after epoch `stop_after` (1: the last head epoch, 2: the

@@ -331,7 +331,8 @@ class Distribution:
         shuffle = bool(kwargs.pop("shuffle", False))
         batch_size = kwargs.pop("batch_size", None) or self.batch_size
         if y is None and not self._jax:
-            kwargs["x"] = x  # a dataset: it shuffles itself
+            # A dataset shuffles itself (Keras would only warn).
+            kwargs.update(x=x, shuffle=False)
             return kwargs
         part = (x, y) if y is not None else x
         kwargs.update(self._feed(part, batch_size, shuffle))

@@ -254,8 +254,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         val_arg = None if val is None else (
             val if not isinstance(val, tuple) else (val[0], val[1]))
         fit_kwargs = _fit_args(data.train, config)
-        # Arrays are shuffled by Keras; datasets shuffle themselves (passing
-        # Keras' default shuffle=True for them only prints a warning).
+        # Arrays are shuffled by `EpochArrays` (see `Distribution.fit_kwargs`);
+        # datasets shuffle themselves.
         fit_kwargs["shuffle"] = isinstance(data.train, tuple)
         fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
                           callbacks=callbacks,
@@ -278,7 +278,11 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         if not cluster.is_chief:
             return RunResult(None, dist.worker_result(rows), model, rows)
         if os.path.isfile(os.path.join(run_dir, "model.keras")):
-            model = load_model(os.path.join(run_dir, "model.keras"))
+            # Evaluation needs the loss and metrics, not the optimizer
+            # state (which a two-phase recipe saves for another phase).
+            model = load_model(os.path.join(run_dir, "model.keras"),
+                               compile=False)
+            model.compile(**recipe.compile_kwargs(config, data))
         elif cluster.multi_process:
             raise RuntimeError("training saved no model (a NaN loss in the "
                                "first epoch?)")
