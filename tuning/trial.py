@@ -20,8 +20,13 @@ class TrialFailed(Exception):
 
 def _fit_args(part, config):
     if isinstance(part, tuple):
-        return {"x": part[0], "y": part[1], "batch_size": config.batch_size,
-                "shuffle": True}
+        # Fed as `run_recipe` feeds them (an order drawn from the seed and
+        # the epoch), so a trial and a run of its config train alike.
+        from dlrecipes.training.resume import EpochArrays
+
+        feed = EpochArrays(part[0], part[1], config.batch_size,
+                           seed=config.seed)
+        return {"x": feed, "shuffle": False}
     if type(part).__module__.startswith("tensorflow"):
         # A tf.data.Dataset comes shuffled; fit's default shuffle=True
         # would only warn that it ignores it.
@@ -147,6 +152,8 @@ def fit_trial(recipe, config, data, *, initial_epoch=0, warm_start=None,
     recorder = _EpochLogs(keras)
     callbacks.append(recorder)
     fit_kwargs = _fit_args(data.train, config)
+    if hasattr(fit_kwargs["x"], "callback"):  # EpochArrays: epoch in step
+        callbacks.insert(0, fit_kwargs["x"].callback())
     fit_kwargs.update(epochs=config.epochs, validation_data=data.val,
                       callbacks=callbacks, verbose=config.verbose)
     if initial_epoch:
