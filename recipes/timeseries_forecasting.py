@@ -49,11 +49,11 @@ tests/test_sequence_quality.py: every model beats persistence, the best
 is within 1.05x of linear AR(11) or better):
 
     model / baseline        lookback   test MAE   test RMSE
-    tcn                        13        13.42      17.21
-    lstm                       11        13.73      17.49
-    gru (default)              11        14.00      17.78
-    transformer                11        16.60      22.51
-    dense                      11        17.49      21.57
+    tcn                        13        13.01      16.97
+    lstm                       11        13.25      17.09
+    gru (default)              11        13.90      17.67
+    transformer                11        15.98      21.55
+    dense                      11        17.01      21.12
     linear AR(11)              11        15.61      20.08
     linear AR(13)              13        16.02
     persistence                 -        25.44      33.28
