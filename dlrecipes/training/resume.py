@@ -15,7 +15,10 @@ in a different order than it would have. Here:
   was interrupted at epoch 3.
 
 Together, a model without random layers resumed after a kill ends with the
-same weights as an uninterrupted run (tests/test_resume.py).
+same weights as an uninterrupted run (tests/test_resume.py). That holds for
+data given as arrays (every embedded dataset); a `tf.data` pipeline
+(tensorflow-datasets, folders) shuffles with its own seeded buffer, and a
+resumed run continues with a different order there.
 """
 
 import json
