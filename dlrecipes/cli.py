@@ -5,6 +5,7 @@ after a valid start exits 1. `--debug` shows the Python traceback.
 """
 
 import argparse
+import glob
 import os
 import sys
 
@@ -104,9 +105,24 @@ def _cmd_report(argv):
         from tuning.runner import report_search
     except ImportError:
         report_search = None
-    if report_search is not None:
+    if report_search is not None and os.path.isfile(
+            os.path.join(path, "search.json")):
         return report_search(path)
-    raise UsageError(f"{path} is neither a run nor a search directory")
+    newest = _newest_run_under(path)
+    hint = f"; the newest finished run under it: {newest}" if newest else ""
+    raise UsageError(f"{path} is neither a run nor a search directory"
+                     + hint)
+
+
+def _newest_run_under(path):
+    """The newest finished run directory one or two levels below `path`
+    (`runs/` or `runs/<recipe>/`), or None."""
+    found = []
+    for pattern in ("*", os.path.join("*", "*")):
+        found += glob.glob(os.path.join(path, pattern, "metrics.json"))
+    if not found:
+        return None
+    return os.path.dirname(max(found, key=os.path.getmtime))
 
 
 def _cmd_tune(argv):

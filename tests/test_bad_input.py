@@ -130,6 +130,8 @@ CASES = [
     ("report-corrupt-metrics", ["report", "{corrupt}"], 2, "unreadable"),
     ("report-empty-dir", ["report", "{empty}"], 2,
      "neither a run nor a search directory"),
+    ("report-runs-root", ["report", "{runs}"], 2,
+     "the newest finished run under it"),
     # bench
     ("bench-unknown", ["bench", "--only", "speed"], 2,
      "valid choices: layers, throughput, pipeline, accuracy"),
@@ -179,7 +181,7 @@ def files(tmp_path):
     empty = tmp_path / "runs-old" / "empty"
     empty.mkdir()
     paths.update(unfinished=str(unfinished), corrupt=str(corrupt),
-                 empty=str(empty))
+                 empty=str(empty), runs=str(tmp_path / "runs-old"))
     return paths
 
 
