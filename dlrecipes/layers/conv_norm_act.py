@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from dlrecipes.layers._checks import (  # noqa: F401  (re-exported)
+    check_activation, check_positive_int)
 from dlrecipes.layers.normalization import normalization, validate_norm
 
 _CONV_CLASSES = {
@@ -14,13 +16,6 @@ _CONV_CLASSES = {
 
 
 # Shared argument checks and shape helpers of the convolutional blocks.
-
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
 
 def check_rank(rank):
     if isinstance(rank, bool) or rank not in _CONV_CLASSES:
@@ -46,17 +41,6 @@ def check_int_tuple(name, value, rank):
 
 def as_tuple(value, rank):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
-
-
-def check_activation(activation):
-    """Return `keras.activations.get(activation)`, re-raising clearly."""
-    try:
-        return keras.activations.get(activation)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "`activation` must be a Keras activation name or callable. "
-            f"Received: activation={activation!r}"
-        ) from None
 
 
 def check_input_shape(layer, input_shape, rank):

@@ -3,28 +3,14 @@
 import keras
 from keras import ops
 
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+from dlrecipes.layers._checks import (check_initializer, fresh_initializer,
+                                      is_positive_int, serialize_initializer)
 
 
 def _check_initializer(name, value):
-    try:
-        keras.initializers.get(value)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"`{name}` must be a Keras initializer name, config or instance. "
-            f"Received: {name}={value!r}"
-        ) from None
-    if isinstance(value, str):
-        return value
-    return keras.initializers.serialize(keras.initializers.get(value))
-
-
-def _fresh_initializer(config):
-    """A new initializer instance per use (keras-hub's clone_initializer)."""
-    return keras.initializers.get(
-        config if isinstance(config, str) else dict(config))
+    """Check `value` and return it in serializable form."""
+    check_initializer(name, value)
+    return serialize_initializer(value)
 
 
 def _check_sequence_shape(layer_name, input_shape):
@@ -145,7 +131,7 @@ class PositionEmbedding(keras.layers.Layer):
     def __init__(self, sequence_length, initializer="glorot_uniform",
                  **kwargs):
         super().__init__(**kwargs)
-        if not _is_positive_int(sequence_length):
+        if not is_positive_int(sequence_length):
             raise ValueError(
                 "`sequence_length` must be a positive integer. "
                 f"Received: sequence_length={sequence_length!r}")
@@ -164,7 +150,7 @@ class PositionEmbedding(keras.layers.Layer):
         self._check_length(input_shape)
         self.embeddings = self.add_weight(
             name="embeddings", shape=(self.sequence_length, input_shape[-1]),
-            initializer=_fresh_initializer(self.initializer), trainable=True)
+            initializer=fresh_initializer(self.initializer), trainable=True)
         self.built = True
 
     def call(self, inputs, start_index=0):
@@ -230,7 +216,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         for name, value in (("vocabulary_size", vocabulary_size),
                             ("sequence_length", sequence_length),
                             ("embedding_dim", embedding_dim)):
-            if not _is_positive_int(value):
+            if not is_positive_int(value):
                 raise ValueError(f"`{name}` must be a positive integer. "
                                  f"Received: {name}={value!r}")
         if not isinstance(mask_zero, bool):
@@ -252,7 +238,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
                 f"(batch, seq). Received: input_shape={tuple(input_shape)}")
         self._token_embedding = keras.layers.Embedding(
             self.vocabulary_size, self.embedding_dim,
-            embeddings_initializer=_fresh_initializer(
+            embeddings_initializer=fresh_initializer(
                 self.embeddings_initializer),
             dtype=self.dtype_policy, name="token_embedding")
         self._token_embedding.build(tuple(input_shape))

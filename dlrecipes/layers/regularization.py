@@ -3,17 +3,7 @@
 import keras
 from keras import ops
 
-
-def check_rate(name, value, allow_one=False):
-    """Raise `ValueError` unless `value` is a float in [0, 1) (or [0, 1])."""
-    upper_ok = (lambda v: v <= 1) if allow_one else (lambda v: v < 1)
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0 <= value or not upper_ok(value)):
-        interval = "[0, 1]" if allow_one else "[0, 1)"
-        raise ValueError(
-            f"`{name}` must be a float in {interval}. "
-            f"Received: {name}={value!r}"
-        )
+from dlrecipes.layers._checks import check_rate  # noqa: F401  (re-exported)
 
 
 @keras.saving.register_keras_serializable(package="dlrecipes")

@@ -9,26 +9,13 @@ import warnings
 
 import keras
 
+from dlrecipes.layers._checks import (check_activation, check_initializer,
+                                      check_positive_int, check_rate,
+                                      fresh_initializer, is_positive_int,
+                                      serialize_activation,
+                                      serialize_initializer)
+
 _NORMS = (None, "none", "batch", "layer")
-
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _check_positive_int(name, value):
-    if not _is_positive_int(value):
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-
-
-def _check_rate(name, value):
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not 0.0 <= value < 1.0):
-        raise ValueError(
-            f"`{name}` must be a float in [0, 1). Received: {name}={value!r}"
-        )
 
 
 def _check_norm(norm):
@@ -37,44 +24,6 @@ def _check_norm(norm):
             "`norm` must be None, 'none', 'batch' or 'layer'. "
             f"Received: norm={norm!r}"
         )
-
-
-def _check_activation(activation):
-    try:
-        keras.activations.get(activation)
-    except (ValueError, TypeError):
-        raise ValueError(
-            "`activation` must be a Keras activation name or callable. "
-            f"Received: activation={activation!r}"
-        ) from None
-
-
-def _check_initializer(name, value):
-    try:
-        keras.initializers.get(value)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"`{name}` must be a Keras initializer name, config or instance. "
-            f"Received: {name}={value!r}"
-        ) from None
-
-
-def _serialize_activation(activation):
-    if isinstance(activation, str):
-        return activation
-    return keras.activations.serialize(keras.activations.get(activation))
-
-
-def _serialize_initializer(initializer):
-    if isinstance(initializer, str):
-        return initializer
-    return keras.initializers.serialize(keras.initializers.get(initializer))
-
-
-def _fresh_initializer(config):
-    """A new initializer instance per sublayer (keras-hub's clone)."""
-    return keras.initializers.get(
-        config if isinstance(config, str) else dict(config))
 
 
 def _check_sequence_shape(layer_name, input_shape):
@@ -138,13 +87,13 @@ class TemporalBlock(keras.layers.Layer):
                  norm=None, activation="relu", causal=True,
                  kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("filters", filters)
-        _check_positive_int("kernel_size", kernel_size)
-        _check_positive_int("dilation_rate", dilation_rate)
-        _check_rate("dropout", dropout)
+        check_positive_int("filters", filters)
+        check_positive_int("kernel_size", kernel_size)
+        check_positive_int("dilation_rate", dilation_rate)
+        check_rate("dropout", dropout)
         _check_norm(norm)
-        _check_activation(activation)
-        _check_initializer("kernel_initializer", kernel_initializer)
+        check_activation(activation)
+        check_initializer("kernel_initializer", kernel_initializer)
         if not isinstance(causal, bool):
             raise ValueError(
                 f"`causal` must be a bool. Received: causal={causal!r}")
@@ -153,9 +102,9 @@ class TemporalBlock(keras.layers.Layer):
         self.dilation_rate = dilation_rate
         self.dropout = dropout
         self.norm = norm
-        self.activation = _serialize_activation(activation)
+        self.activation = serialize_activation(activation)
         self.causal = causal
-        self.kernel_initializer = _serialize_initializer(kernel_initializer)
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self._activation_fn = keras.activations.get(activation)
 
     @property
@@ -181,7 +130,7 @@ class TemporalBlock(keras.layers.Layer):
             conv = keras.layers.Conv1D(
                 self.filters, self.kernel_size, padding=padding,
                 dilation_rate=self.dilation_rate,
-                kernel_initializer=_fresh_initializer(self.kernel_initializer),
+                kernel_initializer=fresh_initializer(self.kernel_initializer),
                 dtype=self.dtype_policy, name=f"conv{i}")
             conv.build(shape)
             shape = shape[:-1] + (self.filters,)
@@ -198,7 +147,7 @@ class TemporalBlock(keras.layers.Layer):
         if input_shape[-1] != self.filters:
             self._shortcut = keras.layers.Conv1D(
                 self.filters, 1,
-                kernel_initializer=_fresh_initializer(self.kernel_initializer),
+                kernel_initializer=fresh_initializer(self.kernel_initializer),
                 dtype=self.dtype_policy, name="shortcut")
             self._shortcut.build(tuple(input_shape))
         self.built = True
@@ -308,20 +257,20 @@ class TCN(keras.layers.Layer):
                  return_sequences=False, causal=True,
                  kernel_initializer="he_normal", **kwargs):
         super().__init__(**kwargs)
-        _check_positive_int("filters", filters)
-        _check_positive_int("kernel_size", kernel_size)
+        check_positive_int("filters", filters)
+        check_positive_int("kernel_size", kernel_size)
         if (isinstance(dilations, (str, bytes))
                 or not hasattr(dilations, "__iter__")
                 or not list(dilations)
-                or not all(_is_positive_int(d) for d in dilations)):
+                or not all(is_positive_int(d) for d in dilations)):
             raise ValueError(
                 "`dilations` must be a non-empty sequence of positive "
                 f"integers. Received: dilations={dilations!r}")
-        _check_positive_int("num_stacks", num_stacks)
-        _check_rate("dropout", dropout)
+        check_positive_int("num_stacks", num_stacks)
+        check_rate("dropout", dropout)
         _check_norm(norm)
-        _check_activation(activation)
-        _check_initializer("kernel_initializer", kernel_initializer)
+        check_activation(activation)
+        check_initializer("kernel_initializer", kernel_initializer)
         for name, value in (("use_skip_connections", use_skip_connections),
                             ("return_sequences", return_sequences),
                             ("causal", causal)):
@@ -334,11 +283,11 @@ class TCN(keras.layers.Layer):
         self.num_stacks = num_stacks
         self.dropout = dropout
         self.norm = norm
-        self.activation = _serialize_activation(activation)
+        self.activation = serialize_activation(activation)
         self.use_skip_connections = use_skip_connections
         self.return_sequences = return_sequences
         self.causal = causal
-        self.kernel_initializer = _serialize_initializer(kernel_initializer)
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self._activation_fn = keras.activations.get(activation)
 
     @property

@@ -9,27 +9,9 @@ projection and the backend's fused attention kernel instead of
 import keras
 from keras import ops
 
-
-def _is_positive_int(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
-
-
-def _serialize_activation(activation):
-    if isinstance(activation, str):
-        return activation
-    return keras.activations.serialize(keras.activations.get(activation))
-
-
-def _serialize_initializer(initializer):
-    if isinstance(initializer, str):
-        return initializer
-    return keras.initializers.serialize(keras.initializers.get(initializer))
-
-
-def _fresh_initializer(config):
-    """A new initializer instance per sublayer (keras-hub's clone)."""
-    return keras.initializers.get(
-        config if isinstance(config, str) else dict(config))
+from dlrecipes.layers._checks import (fresh_initializer, is_positive_int,
+                                      serialize_activation,
+                                      serialize_initializer)
 
 
 @keras.saving.register_keras_serializable(package="dlrecipes")
@@ -105,10 +87,10 @@ class TransformerEncoder(keras.layers.Layer):
                  causal=False, kernel_initializer="glorot_uniform",
                  use_bias=True, flash_attention=None, **kwargs):
         super().__init__(**kwargs)
-        if not _is_positive_int(num_heads):
+        if not is_positive_int(num_heads):
             raise ValueError("`num_heads` must be a positive integer. "
                              f"Received: num_heads={num_heads!r}")
-        if not _is_positive_int(intermediate_dim):
+        if not is_positive_int(intermediate_dim):
             raise ValueError(
                 "`intermediate_dim` must be a positive integer. "
                 f"Received: intermediate_dim={intermediate_dim!r}")
@@ -147,11 +129,11 @@ class TransformerEncoder(keras.layers.Layer):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
-        self.activation = _serialize_activation(activation)
+        self.activation = serialize_activation(activation)
         self.norm_first = norm_first
         self.layer_norm_epsilon = layer_norm_epsilon
         self.causal = causal
-        self.kernel_initializer = _serialize_initializer(kernel_initializer)
+        self.kernel_initializer = serialize_initializer(kernel_initializer)
         self.use_bias = use_bias
         self.flash_attention = flash_attention
         self._activation_fn = activation_fn
@@ -173,7 +155,7 @@ class TransformerEncoder(keras.layers.Layer):
 
         def dense_kwargs(name):
             return dict(
-                kernel_initializer=_fresh_initializer(self.kernel_initializer),
+                kernel_initializer=fresh_initializer(self.kernel_initializer),
                 dtype=self.dtype_policy, name=name)
 
         # Attention sub-block.
