@@ -37,6 +37,7 @@ def _import_recipes():
 def _cmd_list(args):
     from dlrecipes.registry import get_recipe, list_recipes
 
+    args = [a for a in args if a != "--debug"]
     if args:
         raise UsageError(f"list takes no arguments. Received: {args[0]}")
     _import_recipes()

@@ -526,6 +526,7 @@ def _recompile(model, config, data, steps):
     with scope:
         model.compile(optimizer=make_optimizer(config, steps),
                       jit_compile=model.jit_compile,
+                      steps_per_execution=config.steps_per_execution,
                       **compile_kwargs(config, data))
 
 
@@ -543,10 +544,16 @@ def fit(model, config, data, steps, fit_kwargs):
         return model.fit(**fit_kwargs)
     backup = next((c for c in fit_kwargs.get("callbacks") or ()
                    if isinstance(c, EpochBackup)), None)
-    state = (backup.state() if backup is not None else None) or {}
-    done, stopped = state.get("epoch", 0), state.get("stopped", False)
-    head_done = done >= config.head_epochs or (stopped and
-                                               state.get("phase", 1) == 1)
+    state = backup.state() if backup is not None else None
+    if state:  # resuming a run: where its backup stands
+        done, stopped = state["epoch"], state.get("stopped", False)
+        phase = state.get("phase", 1)
+        if state.get("diverged"):  # nothing more to train
+            return model.fit(**{**fit_kwargs,
+                                "initial_epoch": config.epochs})
+    else:  # a new run, or a Hyperband trial continuing from an epoch
+        done, stopped, phase = fit_kwargs.get("initial_epoch", 0), False, 0
+    head_done = done >= config.head_epochs or (stopped and phase == 1)
     if not head_done:
         if backup is not None:
             backup.phase = 1
@@ -562,9 +569,8 @@ def fit(model, config, data, steps, fit_kwargs):
         learning_rate=config.learning_rate * config.fine_tune_lr_factor,
         epochs=config.epochs - config.head_epochs)
     _recompile(model, tune, data, steps)
-    start = config.head_epochs
-    if state.get("phase") == 2:
-        start = config.epochs if stopped else max(done, start)
+    start = (config.epochs if phase == 2 and stopped
+             else max(config.head_epochs, done))
     if backup is not None:
         backup.phase = 2
     with warnings.catch_warnings():

@@ -32,9 +32,13 @@ def test_stop_on_nan_stops_after_the_epoch_and_nothing_is_saved(tmp_path):
     model = _model()
     stop = StopOnNaN()
     best = BestCheckpoint(str(tmp_path / "model.keras"), "epoch", "max")
-    history = model.fit(x, y, epochs=5, verbose=0, callbacks=[stop, best])
+    backup = EpochBackup(str(tmp_path / "backup"))
+    history = model.fit(x, y, epochs=5, verbose=0,
+                        callbacks=[stop, best, backup])
     assert stop.stopped_epoch == 0 and len(history.history["loss"]) == 1
     assert not (tmp_path / "model.keras").exists()
+    # A resumed run has nothing left to train.
+    assert backup.state()["diverged"] and backup.start_epoch(5) == 5
 
 
 def test_stop_on_nan_lets_finite_training_run(tmp_path):
@@ -111,3 +115,20 @@ def test_epoch_arrays_order_depends_on_seed_and_epoch_only():
     assert not np.array_equal(a[0][1], c[0][1])
     seen = np.concatenate([a[i][1] for i in range(len(a))])
     assert sorted(seen.tolist()) == list(range(50))
+
+
+class _Config:
+    seed, batch_size, distribute = 0, 50, False
+
+
+def test_fit_kwargs_feed_arrays_by_epoch_and_validate_at_batch_size():
+    from dlrecipes.training.distribute import Distribution
+
+    x, y = _data()
+    kwargs = Distribution(_Config()).fit_kwargs(
+        {"x": x, "y": y, "batch_size": 50, "shuffle": True,
+         "validation_data": (x, y), "callbacks": []})
+    assert isinstance(kwargs["x"], EpochArrays) and "y" not in kwargs
+    assert kwargs["shuffle"] is False  # the order is EpochArrays' alone
+    assert kwargs["validation_batch_size"] == 50
+    assert len(kwargs["callbacks"]) == 1  # keeps the epoch in step

@@ -590,7 +590,6 @@ def check_dependencies(search):
             missing.append(f"{what} (pip install {what})")
 
     need("keras_tuner", "keras-tuner")
-    need("matplotlib", "matplotlib")
     if search.tuner == "bayesian":
         need("sklearn", "scikit-learn")
         need("scipy", "scipy")
@@ -845,6 +844,8 @@ def execute(search, directory=None, overwrite=False):
             os.makedirs(search.directory, exist_ok=True)
         if owner:
             lock(search.directory)
+            if state == "new":  # another search may have started meanwhile
+                state = check_directory(search, overwrite)
         if state == "overwrite" and not child:
             for name in os.listdir(search.directory):
                 if name != LOCK_FILE:

@@ -156,6 +156,8 @@ def fit_trial(recipe, config, data, *, initial_epoch=0, warm_start=None,
         callbacks.insert(0, fit_kwargs["x"].callback())
     fit_kwargs.update(epochs=config.epochs, validation_data=data.val,
                       callbacks=callbacks, verbose=config.verbose)
+    if isinstance(data.val, tuple):  # else Keras validates in batches of 32
+        fit_kwargs["validation_batch_size"] = config.batch_size
     if initial_epoch:
         fit_kwargs["initial_epoch"] = initial_epoch
     start = time.time()

@@ -346,6 +346,9 @@ class Distribution:
         if self._jax and val is not None:
             kwargs["validation_data"] = self._feed(val, batch_size,
                                                    False)["x"]
+        elif isinstance(val, tuple):
+            # Else Keras validates arrays in batches of 32.
+            kwargs["validation_batch_size"] = batch_size
         return kwargs
 
     def worker_result(self, rows):

@@ -29,6 +29,7 @@ import shutil
 import keras
 import numpy as np
 
+from dlrecipes.training.callbacks import finite_loss
 from dlrecipes.training.rundir import atomic_write_json
 
 WEIGHTS = "state.weights.h5"
@@ -143,6 +144,7 @@ class EpochBackup(keras.callbacks.Callback):
             "epoch": epoch + 1,
             "phase": self.phase,
             "stopped": bool(self.model.stop_training),
+            "diverged": not finite_loss(logs),
             "callbacks": {str(i): {name: _to_json(getattr(cb, name))
                                    for name in self._names(cb)}
                           for i, cb in enumerate(self.callbacks_to_restore)},

@@ -96,10 +96,15 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
         if found:
             try:
                 lock(found)
+            except UsageError:  # taken by a run started at the same time
+                found = None
+            if found and (is_finished(found) or not os.path.isfile(
+                    os.path.join(found, "config.json"))):
+                unlock(found)  # finished (or discarded) meanwhile
+                found = None
+            if found:
                 _remove_temporaries(found)
                 return found, True
-            except UsageError:  # taken by a run started at the same time
-                pass
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1, 1000):
         name = stamp if i == 1 else f"{stamp}-{i}"
@@ -120,9 +125,14 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
 
 
 def discard(run_dir):
-    """Remove a run directory that never trained an epoch."""
-    unlock(run_dir)
+    """Remove a run directory that never trained an epoch. Its config goes
+    first and its lock last, so no other run picks it up meanwhile."""
+    try:
+        os.unlink(os.path.join(run_dir, "config.json"))
+    except FileNotFoundError:
+        pass
     shutil.rmtree(run_dir, ignore_errors=True)
+    unlock(run_dir)
 
 
 def _remove_temporaries(run_dir):
