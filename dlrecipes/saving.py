@@ -1,7 +1,9 @@
 """Safe loading of saved models: `load_model(path)`.
 
-Every dlrecipes command that reads a model (transfer `--backbone`, `report`,
-evaluation) goes through `load_model`. It accepts one format, the Keras v3
+Every dlrecipes command that reads a model (transfer `--backbone`, a run's
+evaluation of its best `model.keras`) goes through `load_model`, and a
+weights file (transfer `--weights`) through `check_weights_file` before
+Keras reads it. `load_model` accepts one format, the Keras v3
 `.keras` zip archive, recognised by its content (zip magic plus
 `config.json`, `metadata.json` and `model.weights.h5` inside), never by the
 file name. Before Keras sees the file, `check_model_file` inspects it
@@ -22,7 +24,9 @@ without extracting, importing or opening anything else:
   datasets, only the standard HDF5 filters, and datasets that declare no
   more data than the file stores.
 
-Only then `keras.saving.load_model(path, safe_mode=True)` builds the model.
+A path that is not a regular file (a directory, FIFO or device, found with
+`dlrecipes.paths.path_kind`) is refused without being opened. Only then
+`keras.saving.load_model(path, safe_mode=True)` builds the model.
 These checks cover everything that Keras' safe mode guards against, so they
 hold even where `keras.config.enable_unsafe_deserialization()` was called.
 
@@ -48,6 +52,7 @@ import zlib
 import keras
 
 from dlrecipes.errors import UsageError
+from dlrecipes.paths import path_kind
 
 # Archive limits. Keras stores entries uncompressed, so genuine archives have
 # a ratio of 1; DEFLATE cannot exceed ~1032:1, bombs sit near that.
@@ -162,23 +167,51 @@ def check_model_file(path):
     """Check a `.keras` archive without loading it; return its config.
 
     Raises `UnsafeModelError` or `ModelFormatError` (both `UsageError`)
-    with a one-line message; see the module docstring for what is checked.
-    Nothing is extracted, imported or written.
+    with a one-line message that starts with the path; see the module
+    docstring for what is checked. Nothing is extracted, imported or
+    written, and only a regular file is opened (never a FIFO or device).
     """
+    return _inspect(path, _check_archive)
+
+
+def check_weights_file(path):
+    """Check a weights file before Keras reads it (`--weights PATH`).
+
+    Accepts, by content, an HDF5 file (`model.save_weights(
+    "x.weights.h5")`, a keras-applications `.h5`), checked as the
+    `model.weights.h5` of an archive (no links or external storage, no
+    plugin filters, no shape bomb), or a `.keras` archive
+    (`check_model_file`).
+
+    Raises:
+        UnsafeModelError: the file reaches outside itself or is a bomb.
+        ModelFormatError: it is neither HDF5 nor a `.keras` archive.
+    """
+    return _inspect(path, _check_weights_or_archive)
+
+
+def _inspect(path, check):
+    """`check(f, size)` on the opened regular file `path`, its errors made
+    one line that starts with the path."""
     path = os.fspath(path)
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise ModelFormatError(f"no such model file: {path}") from None
-    except OSError as e:
-        raise ModelFormatError(f"cannot read {path}: {e.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
+        kind = path_kind(path)
+    except UsageError as e:
+        raise ModelFormatError(str(e)) from None
+    if kind is None:
+        raise ModelFormatError(f"{path}: file not found")
+    if kind == "a directory":
         raise ModelFormatError(_directory_message(path))
-    if not stat.S_ISREG(st.st_mode):
-        raise ModelFormatError(f"{path} is not a regular file")
+    if kind != "a file":
+        raise ModelFormatError(f"{path} is {kind}, not a model file")
     try:
-        with open(path, "rb") as f:
-            return _check_archive(f, st.st_size)
+        # O_NONBLOCK: a FIFO swapped in since the check cannot block us.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ModelFormatError("changed into something that is not "
+                                       "a file while being read")
+            return check(f, st.st_size)
     except UnsafeModelError as e:
         raise UnsafeModelError(f"{path}: refused: {e}") from None
     except ModelFormatError as e:
@@ -192,7 +225,7 @@ def _directory_message(path):
            for name in ("saved_model.pb", "saved_model.pbtxt")):
         return (f"{path} is a TensorFlow SavedModel folder; dlrecipes loads "
                 f"only .keras files: {_CONVERT_HINT}")
-    return f"{path} is a folder, not a .keras model file"
+    return f"{path} is a directory, not a .keras model file"
 
 
 def _keras_name(path):
@@ -214,9 +247,9 @@ def _keras_name(path):
 def _check_archive(f, size):
     magic = f.read(8)
     if magic.startswith(_HDF5_MAGIC):
-        raise ModelFormatError("this is a legacy HDF5 (.h5) Keras model; "
-                               f"dlrecipes loads only .keras files: "
-                               f"{_CONVERT_HINT}")
+        raise ModelFormatError("a legacy HDF5 (.h5) Keras model, not a "
+                               ".keras archive (the only format dlrecipes "
+                               f"loads): {_CONVERT_HINT}")
     if magic.startswith(_EMPTY_ZIP_MAGIC):
         raise ModelFormatError("empty zip archive, not a .keras model")
     if not magic.startswith(_ZIP_MAGIC):
@@ -441,6 +474,67 @@ def check_config(config):
                 stack.append((v, k, depth + 1, data))
 
 
+def declared_input_shapes(config):
+    """The input shapes that a model's config (`check_model_file`'s
+    return value) declares, without building the model.
+
+    Returns:
+        A list of shape tuples (batch axis first, `None` for unknown
+        sizes), one per input, or `None` where the config does not say
+        (a subclassed model, an unbuilt Sequential model, an unknown
+        layout): then only the built model can tell.
+    """
+    inner = config.get("config") if isinstance(config, dict) else None
+    if not isinstance(inner, dict) or not isinstance(inner.get("layers"),
+                                                     list):
+        return None
+    layers = inner["layers"]
+    if config.get("class_name") == "Sequential":
+        first = layers[0] if layers and isinstance(layers[0], dict) else {}
+        shape = _shape_tuple(
+            _batch_shape(first) if first.get("class_name") == "InputLayer"
+            else inner.get("build_input_shape"))
+        return None if shape is None else [shape]
+    if config.get("class_name") != "Functional":
+        return None
+    names = _input_names(inner.get("input_layers"))
+    shapes = {layer.get("name"): _shape_tuple(_batch_shape(layer))
+              for layer in layers if isinstance(layer, dict)
+              and layer.get("class_name") == "InputLayer"}
+    found = [shapes.get(name) for name in names or ()]
+    return found if names and None not in found else None
+
+
+def _input_names(value):
+    """Layer names of a Functional config's `input_layers`: one
+    `[name, node, tensor]` triple, or a list or dict of them."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if not isinstance(value, list):
+        return None
+    if len(value) == 3 and isinstance(value[0], str):
+        return [value[0]]
+    if all(isinstance(v, list) and v and isinstance(v[0], str)
+           for v in value):
+        return [v[0] for v in value]
+    return None
+
+
+def _batch_shape(layer):
+    inner = layer.get("config")
+    if not isinstance(inner, dict):
+        return None
+    return inner.get("batch_shape", inner.get("batch_input_shape"))
+
+
+def _shape_tuple(shape):
+    if not isinstance(shape, (list, tuple)) or not all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool))
+            for d in shape):
+        return None
+    return tuple(shape)
+
+
 def _check_object(obj):
     class_name = obj.get("class_name")
     module = obj.get("module")
@@ -607,43 +701,62 @@ def _check_weights(f, archive, info):
     else:
         raise UnsafeModelError(f"{WEIGHTS_NAME} is compressed and larger than"
                                f" {MAX_COMPRESSED_WEIGHTS_BYTES >> 30} GiB")
+    _check_hdf5(stream, info.file_size, WEIGHTS_NAME)
+
+
+def _check_weights_or_archive(f, size):
+    """A standalone weights file: HDF5, or a whole `.keras` archive."""
+    magic = f.read(8)
+    f.seek(0)
+    if magic.startswith(_ZIP_MAGIC):
+        return _check_archive(f, size)
+    if not magic.startswith(_HDF5_MAGIC):
+        raise ModelFormatError("not a weights file (an HDF5 file such as "
+                               "model.save_weights('x.weights.h5') writes, "
+                               "or a .keras archive)")
+    return _check_hdf5(f, size, "the weights file")
+
+
+def _check_hdf5(stream, size, what):
+    """Links, storage, filters and declared sizes of the HDF5 file in the
+    seekable binary `stream` (`size` bytes); `what` names it."""
     if stream.read(8) != _HDF5_MAGIC:
-        raise ModelFormatError(f"{WEIGHTS_NAME} is not an HDF5 file")
+        raise ModelFormatError(f"{what} is not an HDF5 file")
     stream.seek(0)
     import h5py
 
     try:
         h5 = h5py.File(stream, "r")
     except Exception as e:  # h5py raises OSError and others on bad files
-        raise ModelFormatError(f"{WEIGHTS_NAME} is not a readable HDF5 file "
+        raise ModelFormatError(f"{what} is not a readable HDF5 file "
                                f"({_first_line(e)})") from None
     with h5:
         try:
-            _check_h5(h5, limit=4 * info.file_size + (64 << 20))
+            _check_h5(h5, 4 * size + (64 << 20), what)
         except UsageError:
             raise
         except Exception as e:
-            raise ModelFormatError(f"{WEIGHTS_NAME} is corrupt "
+            raise ModelFormatError(f"{what} is corrupt "
                                    f"({_first_line(e)})") from None
 
 
-def _check_h5(h5, limit):
+def _check_h5(h5, limit, what):
     import h5py
 
     stack, links, declared = [(h5, 0)], 0, 0
     while stack:
         group, depth = stack.pop()
         if depth > MAX_H5_DEPTH:
-            raise UnsafeModelError(f"{WEIGHTS_NAME} is nested more than "
+            raise UnsafeModelError(f"{what} is nested more than "
                                    f"{MAX_H5_DEPTH} groups deep")
         for name in group:
             links += 1
             if links > MAX_H5_LINKS:
-                raise UnsafeModelError(f"{WEIGHTS_NAME} has more than "
+                raise UnsafeModelError(f"{what} has more than "
                                        f"{MAX_H5_LINKS} objects")
             link = group.get(name, getlink=True)
             if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
-                raise UnsafeModelError(f"{WEIGHTS_NAME} holds a "
+                raise UnsafeModelError(f"{what} holds an HDF5 "
                                        f"{type(link).__name__} ({name!r})")
             obj = group[name]
             if isinstance(obj, h5py.Group):
@@ -652,7 +765,7 @@ def _check_h5(h5, limit):
                 declared += _check_dataset(obj, name)
                 if declared > limit:
                     raise UnsafeModelError(
-                        f"{WEIGHTS_NAME} declares {declared} bytes of "
+                        f"{what} declares {declared} bytes of "
                         f"weights but stores far less (a shape bomb)")
 
 

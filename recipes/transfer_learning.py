@@ -29,10 +29,13 @@ the run stops with one line naming the alternatives), `--weights PATH` (a
 weights file of the same architecture, e.g. `model.save_weights(
 "x.weights.h5")` or a keras-applications `.h5`) or `--weights none` (random
 initialisation); or `--backbone PATH.keras`: any saved functional or
-Sequential Keras model (loaded with `safe_mode` on), cut at its last pooling
+Sequential Keras image model (one input of shape (batch, height, width,
+channels)), read by `dlrecipes.load_model` (its content checked before
+Keras sees it, whatever its name; `safe_mode` on), cut at its last pooling
 layer (at its last layer's input if it has none), without its augmentation
 and noise layers (`Random*`, `GaussianNoise`), which would otherwise stay
-active in training.
+active in training. A `--weights` file is checked the same way
+(`dlrecipes.saving.check_weights_file`) before Keras reads it.
 
 The model takes raw pixels. For a keras.applications backbone it rescales
 them to 0..255, resizes them to `--image-size`, repeats a grey channel three
@@ -90,14 +93,16 @@ import dataclasses
 import math
 import os
 import warnings
-import zipfile
 
 import keras
 import numpy as np
 
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.errors import RunError, UsageError, choices_message
+from dlrecipes.paths import check_file
 from dlrecipes.registry import register_recipe
+from dlrecipes.saving import (check_model_file, check_weights_file,
+                              declared_input_shapes, load_model)
 from dlrecipes.training import Data, make_optimizer
 from dlrecipes.training import sublayers
 from dlrecipes.training.resume import EpochBackup
@@ -183,11 +188,10 @@ class TransferLearningConfig(TrainConfig):
             raise UsageError("--backbone: " + choices_message(
                 "backbone", self.backbone,
                 tuple(BACKBONES) + ("PATH.keras",)))
-        if self.weights not in ("imagenet", "none") and not \
-                os.path.isfile(self.weights):
-            raise UsageError("--weights must be imagenet, none or an "
-                             f"existing weights file. Received: "
-                             f"weights={self.weights!r}")
+        if self.weights not in ("imagenet", "none"):
+            check_file(self.weights, "--weights",
+                       "imagenet, none or a weights file")
+            _flag_errors("--weights", check_weights_file, self.weights)
         if self.alpha != 1.0 and self.backbone not in WIDTH_MULTIPLIER:
             raise UsageError("--alpha applies to "
                              f"{', '.join(WIDTH_MULTIPLIER)} only. "
@@ -225,17 +229,60 @@ def is_backbone_path(value):
 
 
 def check_backbone_file(path):
-    """Cheap checks of a `--backbone` file before a run starts."""
-    if not os.path.isfile(path):
-        raise UsageError(f"--backbone: file not found: {path!r}")
-    ok = path.endswith(".keras") and zipfile.is_zipfile(path)
-    if ok:
-        with zipfile.ZipFile(path) as z:
-            ok = "config.json" in z.namelist()
-    if not ok:
+    """Checks of a `--backbone` file before a run starts (and before its
+    directory exists): the safe loader's checks
+    (`dlrecipes.saving.check_model_file`: a regular file, whose content
+    decides, not its name) and, where its config declares them, one image
+    input."""
+    model_config = _flag_errors("--backbone", check_model_file, path)
+    shapes = declared_input_shapes(model_config)
+    if shapes is not None:
+        check_image_inputs(shapes, path)
+
+
+def _flag_errors(flag, fn, *args, **kwargs):
+    """`fn(*args, **kwargs)`, its `UsageError` prefixed with `flag`."""
+    try:
+        return fn(*args, **kwargs)
+    except UsageError as e:
+        raise type(e)(f"{flag}: {e}") from None
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+NEEDED_INPUT = "one image input of shape (batch, height, width, channels)"
+
+
+def check_image_inputs(shapes, path):
+    """Raise a `UsageError` unless `shapes` (a backbone's input shapes,
+    batch axis first) are one image input with a known channel count."""
+    if len(shapes) != 1:
         raise UsageError(
-            f"--backbone {path!r} is not a .keras model file (the zip that "
-            "model.save('name.keras') writes)")
+            f"--backbone {path!r} has {len(shapes)} inputs "
+            f"({', '.join(map(_shape_text, shapes))}); transfer learning "
+            f"needs a model with {NEEDED_INPUT}. Received: "
+            f"num_inputs={len(shapes)}")
+    (shape,) = shapes
+    if len(shape) != 4 or shape[-1] is None:
+        raise UsageError(
+            f"--backbone {path!r} takes input of shape {_shape_text(shape)}"
+            f", not an image; transfer learning needs a model with "
+            f"{NEEDED_INPUT}. Received: input_shape={_shape_text(shape)}")
+
+
+def check_features(backbone, path):
+    """Raise a `UsageError` unless the cut `backbone` outputs a feature map
+    (batch, height, width, channels) or a vector (batch, features)."""
+    shape = tuple(backbone.output.shape)
+    if len(shape) not in (2, 4):
+        raise UsageError(
+            f"--backbone {path!r} gives features of shape "
+            f"{_shape_text(shape)} (at its last pooling layer, or its last "
+            "layer's input); transfer learning needs a feature map (batch, "
+            "height, width, channels) or a vector (batch, features). "
+            f"Received: feature_shape={_shape_text(shape)}")
 
 
 def image_size(config):
@@ -413,14 +460,16 @@ def cut_model(model, name="backbone"):
 
 
 def load_backbone_file(path):
-    """A saved .keras model (safe_mode on), cut at its last pooling layer."""
-    check_backbone_file(path)
-    try:
-        model = keras.saving.load_model(path, compile=False)
-    except Exception as e:
-        raise UsageError(f"--backbone: cannot load {path!r}: "
-                         f"{_first_line(e)[:200]}") from None
-    return cut_model(model)
+    """A saved .keras model, read by `dlrecipes.load_model` (checked, then
+    loaded with `safe_mode` on), cut at its last pooling layer; an image
+    model (one 4-D input, a feature map or vector out) or a `UsageError`."""
+    model = _flag_errors("--backbone", load_model, path, compile=False)
+    inputs = getattr(model, "inputs", None)
+    if inputs:  # a subclassed model has none: cut_model says so
+        check_image_inputs([tuple(t.shape) for t in inputs], path)
+    backbone = cut_model(model)
+    check_features(backbone, path)
+    return backbone
 
 
 def build_backbone(config, data):

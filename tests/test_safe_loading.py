@@ -3,16 +3,24 @@
 Every hostile file must be refused with a one-line `UsageError` and no side
 effect: nothing written (cwd and the temp dir stay empty), nothing imported,
 no code unmarshalled or run, no file opened but the model itself (checked
-with a Python audit hook), in bounded time and memory.
+with a Python audit hook), in bounded time and memory. The same files
+given to `dlrecipes run transfer-learning --backbone` are refused through
+the CLI in tests/test_transfer.py, which imports `HOSTILE` from here.
+
+The tests that load or refuse models through Keras are marked `backends`
+(run again under JAX); the backend-free checks (paths, weights files,
+declared input shapes) run once.
 """
 
 import contextlib
 import io
 import json
 import os
+import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
 import tracemalloc
 import warnings
@@ -26,17 +34,20 @@ import pytest
 import dlrecipes  # noqa: F401  (registers the dlrecipes classes)
 from dlrecipes.errors import UsageError
 from dlrecipes.layers import ResidualBlock
+from dlrecipes.paths import check_file, path_kind
 from dlrecipes.saving import (
     MAX_CONFIG_BYTES,
     MAX_ENTRIES,
     ModelFormatError,
     UnsafeModelError,
     check_model_file,
+    check_weights_file,
+    declared_input_shapes,
     load_model,
 )
 from dlrecipes.schedules import InverseSqrtDecay
 
-pytestmark = pytest.mark.backends
+backends = pytest.mark.backends
 
 PROBE = "dlrecipes_evil_probe"
 FOREIGN = "safe_loading_test"  # a package registered here, not dlrecipes
@@ -550,6 +561,7 @@ def _refuse_case(name, data, sandbox, error, match):
     assert peak < 32 << 20, f"peak {peak >> 20} MiB"
 
 
+@backends
 @pytest.mark.parametrize("group", sorted(HOSTILE))
 def test_hostile_files_are_refused(group, base, sandbox, impostor):
     failures = []
@@ -562,6 +574,7 @@ def test_hostile_files_are_refused(group, base, sandbox, impostor):
     assert sum(len(cases) for cases in HOSTILE.values()) >= 60
 
 
+@backends
 def test_errors_are_usage_errors():
     assert issubclass(UnsafeModelError, UsageError)
     assert issubclass(ModelFormatError, UsageError)
@@ -570,6 +583,7 @@ def test_errors_are_usage_errors():
 # ------------------------------------------------- other formats and paths
 
 
+@backends
 def test_legacy_h5_refused_with_conversion_hint(sandbox):
     model = _small_model()
     h5_path = str(sandbox["dir"] / "model.h5")
@@ -583,6 +597,7 @@ def test_legacy_h5_refused_with_conversion_hint(sandbox):
         assert 'model.save("model.keras")' in message
 
 
+@backends
 def test_savedmodel_folder_refused_with_conversion_hint(sandbox):
     folder = sandbox["dir"] / "exported"
     (folder / "variables").mkdir(parents=True)
@@ -592,8 +607,43 @@ def test_savedmodel_folder_refused_with_conversion_hint(sandbox):
     assert 'model.save("model.keras")' in message
 
 
-@pytest.mark.parametrize("what", ["keras_folder", "text", "empty_zip",
-                                  "empty", "missing", "fifo"])
+@contextlib.contextmanager
+def unblocked_fifo(path):
+    """Watch the FIFO `path`: if the code under test opens it for reading
+    (which blocks until a writer comes), a writer comes and closes it at
+    once, so the test fails (the yielded list is not empty) instead of
+    hanging. Anything but a FIFO is not watched."""
+    opened, done = [], threading.Event()
+    if not (os.path.exists(path) and stat.S_ISFIFO(os.stat(path).st_mode)):
+        yield opened
+        return
+
+    def writer():
+        while not done.wait(0.02):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:  # ENXIO: no reader
+                continue
+            os.close(fd)
+            opened.append(path)
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield opened
+    finally:
+        done.set()
+        thread.join()
+
+
+# what -> (what the message says, or None: just refused)
+NON_ARCHIVES = {"keras_folder": "is a directory", "text": None,
+                "empty_zip": None, "empty": None, "missing": "not found",
+                "fifo": "is a FIFO", "device": "is a device"}
+
+
+@backends
+@pytest.mark.parametrize("what", sorted(NON_ARCHIVES))
 def test_other_non_archives_refused(what, base, sandbox):
     path = sandbox["dir"] / "model.keras"
     if what == "keras_folder":  # Keras' own unzipped layout
@@ -608,10 +658,113 @@ def test_other_non_archives_refused(what, base, sandbox):
         path.write_bytes(b"")
     elif what == "fifo":
         os.mkfifo(path)  # would block a plain open()
-    with pytest.raises(ModelFormatError) as info:
+    elif what == "device":
+        path = "/dev/zero"  # endless: reading it must never start
+    with unblocked_fifo(path) as opened, \
+            pytest.raises(ModelFormatError) as info:
         load_model(str(path))
-    assert "\n" not in str(info.value)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    if NON_ARCHIVES[what]:
+        assert NON_ARCHIVES[what] in message, message
+    assert opened == []
     assert os.listdir(sandbox["tmp"]) == [] == os.listdir(sandbox["cwd"])
+
+
+def test_check_file_says_what_a_path_is(tmp_path):
+    """One line naming the kind of path, the flag and the value; a FIFO is
+    never opened."""
+    (tmp_path / "file.toml").write_text("x = 1\n")
+    os.mkfifo(tmp_path / "pipe")
+    os.symlink(tmp_path / "gone", tmp_path / "dangling")
+    cases = {"file.toml": None, ".": "is a directory",
+             "pipe": "is a FIFO (named pipe)", "/dev/zero": "is a device",
+             "missing.toml": "file not found",
+             "dangling": "file not found"}
+    for name, needle in cases.items():
+        path = str(tmp_path / name)  # an absolute name stays as it is
+        with unblocked_fifo(tmp_path / "pipe") as opened:
+            if needle is None:
+                assert path_kind(path) == "a file"
+                check_file(path, "--space", "a TOML or JSON file")
+                continue
+            with pytest.raises(UsageError) as info:
+                check_file(path, "--space", "a TOML or JSON file")
+        message = str(info.value)
+        assert message.startswith("--space: ") and needle in message, message
+        assert message.endswith(f"Received: space={path!r}"), message
+        assert "expected a TOML or JSON file" in message, message
+        assert "\n" not in message and opened == []
+
+
+# ------------------------------------------------------- weights files
+
+
+def _weights_of(archive):
+    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
+        return zf.read("model.weights.h5")
+
+
+def test_weights_files_are_checked_like_archive_weights(base, tmp_path):
+    """`check_weights_file` (transfer `--weights`): every hostile
+    `model.weights.h5` of HOSTILE is refused as a standalone HDF5 file too,
+    and inside a whole archive; genuine weights files pass."""
+    model = _small_model()
+    genuine = tmp_path / "genuine.weights.h5"
+    model.save_weights(genuine)
+    renamed = tmp_path / "weights.bin"  # the content, not the name, counts
+    renamed.write_bytes(genuine.read_bytes())
+    for path in (genuine, renamed, tmp_path / "model.keras"):
+        if path.suffix == ".keras":
+            model.save(path)
+        check_weights_file(path)
+    hostile = {n: c for n, c in HOSTILE["weights"].items()
+               if n != "weights_not_hdf5"}
+    assert len(hostile) >= 6
+    for name, (build, error, match) in sorted(hostile.items()):
+        archive = build(base)
+        for suffix, data in ((".weights.h5", _weights_of(archive)),
+                             (".keras", archive)):
+            path = tmp_path / (name + suffix)
+            path.write_bytes(data)
+            with pytest.raises(error, match=match) as info:
+                check_weights_file(path)
+            assert str(info.value).startswith(str(path)), info.value
+    text = tmp_path / "text.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(ModelFormatError, match="not a weights file"):
+        check_weights_file(text)
+
+
+# ------------------------------------------------- declared input shapes
+
+
+def _config_of(model):
+    return keras.saving.serialize_keras_object(model)
+
+
+def test_declared_input_shapes():
+    """Read from the config without building the model; None where the
+    config does not say."""
+    image, aux = keras.Input((8, 8, 3), name="image"), keras.Input((4,))
+    out = keras.layers.Dense(2)(keras.layers.Flatten()(image))
+    built = keras.Sequential([keras.layers.Dense(2)])
+    built.build((None, 5))
+    cases = [
+        (_small_model(), [(None, 4)]),
+        (built, [(None, 5)]),
+        (keras.Sequential([keras.layers.Dense(2)]), None),  # unbuilt
+        (keras.Model(image, out), [(None, 8, 8, 3)]),
+        (keras.Model([image], out), [(None, 8, 8, 3)]),
+        (keras.Model([image, aux], out), [(None, 8, 8, 3), (None, 4)]),
+    ]
+    for model, expected in cases:
+        assert declared_input_shapes(_config_of(model)) == expected
+    assert declared_input_shapes({"class_name": "MyModel",
+                                  "config": {"layers": []}}) is None
+    assert declared_input_shapes({"class_name": "Functional",
+                                  "config": {"layers": [],
+                                             "input_layers": 3}}) is None
 
 
 # ------------------------------------------------------- genuine models
@@ -628,6 +781,7 @@ def _assert_same_outputs(model, loaded, x):
         atol=1e-6)
 
 
+@backends
 def test_dlrecipes_and_keras_layers_load_with_identical_outputs(
         tmp_path, sandbox):
     inputs = keras.Input((8, 8, 3))
@@ -661,6 +815,7 @@ def test_dlrecipes_and_keras_layers_load_with_identical_outputs(
     assert os.listdir(sandbox["tmp"]) == [] == os.listdir(sandbox["cwd"])
 
 
+@backends
 def test_text_vectorization_with_inline_vocabulary_loads(tmp_path):
     pytest.importorskip("tensorflow")  # Keras' lookup layers need it
     lookup = keras.layers.StringLookup(name="lookup")
@@ -684,6 +839,7 @@ def test_text_vectorization_with_inline_vocabulary_loads(tmp_path):
                                       keras.ops.convert_to_numpy(want(x)))
 
 
+@backends
 def test_content_not_name_decides(tmp_path, sandbox):
     model = _small_model()
     path = str(tmp_path / "model.keras")
@@ -697,6 +853,7 @@ def test_content_not_name_decides(tmp_path, sandbox):
     assert os.listdir(sandbox["tmp"]) == []  # the temporary link is gone
 
 
+@backends
 def test_recompressed_archive_loads(tmp_path, base):
     model = _small_model()
     path = str(tmp_path / "model.keras")

@@ -1,9 +1,11 @@
 """transfer-learning: backbones from a weights file and from a saved model,
-the two fine-tuning phases and their resume, offline and bad-input errors,
-and the quality check (a pretrained backbone beats the same network trained
-from scratch on 10% of the labels)."""
+the two fine-tuning phases and their resume, offline and bad-input errors
+(hostile, non-image and non-file backbones refused through the CLI before a
+run directory exists), and the quality check (a pretrained backbone beats
+the same network trained from scratch on 10% of the labels)."""
 
 import csv
+import io
 import json
 import os
 import re
@@ -11,11 +13,14 @@ import subprocess
 import sys
 import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pytest
+from test_safe_loading import HOSTILE, unblocked_fifo
 
 import recipes  # noqa: F401  (registers every recipe)
+from dlrecipes import load_model
 from dlrecipes.cli import main
 from dlrecipes.config import config_from_dict
 from dlrecipes.registry import get_recipe
@@ -112,7 +117,7 @@ def test_weights_file(tmp_path):
 def test_build_model_strategies(pretrained):
     """A --backbone model is cut at its pooling layer with its weights;
     scratch re-initialises the same architecture."""
-    source = keras.saving.load_model(pretrained)
+    source = load_model(pretrained)
     cls = get_recipe("transfer-learning").config_class
     built = {}
     for strategy in ("feature-extraction", "scratch"):
@@ -148,8 +153,8 @@ def test_fine_tune_phases(pretrained, tmp_path):
     run = run_dir_of(out)
     rates = [float(r["learning_rate"]) for r in history(run)]
     np.testing.assert_allclose(rates, [0.01, 0.001, 0.001], rtol=1e-6)
-    source = keras.saving.load_model(pretrained)
-    backbone = keras.saving.load_model(run / "model.keras").get_layer(
+    source = load_model(pretrained)
+    backbone = load_model(run / "model.keras").get_layer(
         "backbone")
     top = "residual_block_1"
     for layer in backbone.layers:
@@ -227,7 +232,7 @@ def test_weights_file_run_on_tfds_mock(tmp_path):
                      str(path), "--dataset", "tf_flowers", "--strategy",
                      "feature-extraction", "--epochs", "1", "--batch-size",
                      "8", "--output-dir", str(out)]) == 0
-    model = keras.saving.load_model(run_dir_of(out) / "model.keras")
+    model = load_model(run_dir_of(out) / "model.keras")
     assert tuple(model.input_shape[1:]) == (32, 32, 3)
     assert model.output_shape == (None, 5)
     assert same_weights(model.get_layer("backbone").weights, source.weights)
@@ -284,45 +289,212 @@ BAD = [
     (lambda p: ["--backbone", "alexnet"], "mobilenet_v2"),
     (lambda p: ["--backbone", str(p / "missing.keras")], "not found"),
     (lambda p: ["--backbone", str(_text_file(p))], "not a .keras"),
-    (lambda p: ["--backbone", str(_not_a_model(p))], "not a .keras"),
+    (lambda p: ["--backbone", str(_not_a_model(p))],
+     "a .keras archive holds"),
     (lambda p: ["--strategy", "distill"], "feature-extraction"),
     (lambda p: ["--weights", str(p / "none.h5")], "--weights"),
     (lambda p: ["--backbone", "resnet50", "--alpha", "0.5"], "--alpha"),
     (lambda p: ["--dataset", "tf_flowers", "--label-fraction", "0.1"],
      "digits only"),
-    (lambda p: ["--epochs", "3", "--head-epochs", "3"], "--head-epochs"),
+    (lambda p: ["--strategy", "fine-tune", "--epochs", "3",
+                "--head-epochs", "3"], "--head-epochs"),
     (lambda p: ["--image-size", "16"], "--image-size"),
     (lambda p: ["--dataset", "imagenet"], "tf_flowers"),
     (lambda p: ["--classes", "5"], "--classes"),
 ]
 
 
-@pytest.mark.parametrize("make_args,needle", BAD,
-                         ids=[n for _, n in BAD])
-def test_bad_input(make_args, needle, tmp_path, capsys):
+def refused(args, tmp_path, capsys):
+    """`dlrecipes run transfer-learning ARGS` (feature extraction for 1
+    epoch unless ARGS say otherwise) must exit 2 with one `error:` line;
+    returns (that line, the output dir)."""
     out = tmp_path / "runs"
-    code = main(["run", "transfer-learning", *make_args(tmp_path),
-                 "--output-dir", str(out)])
+    code = main(["run", "transfer-learning", "--strategy",
+                 "feature-extraction", "--epochs", "1", "--verbose", "0",
+                 *args, "--output-dir", str(out)])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert needle in lines[0]
     assert "Traceback" not in err
+    return lines[0], out
+
+
+@pytest.mark.parametrize("make_args,needle", BAD,
+                         ids=[n for _, n in BAD])
+def test_bad_input(make_args, needle, tmp_path, capsys):
+    line, out = refused(make_args(tmp_path), tmp_path, capsys)
+    assert needle in line
     assert not out.exists() or os.listdir(out) == []
 
 
-def test_unloadable_backbone(tmp_path, capsys):
-    """A .keras zip whose model cannot be rebuilt: one line, exit 2."""
+def _image_model(*layers, shape=(8, 8, 1)):
+    """A tiny Sequential model on `shape` inputs (digits are 8x8x1)."""
+    return keras.Sequential([keras.Input(shape), *layers])
+
+
+def _save(model, path):
+    model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_entries(tmp_path_factory):
+    """The entries of a genuine tiny image backbone's `.keras` archive: a
+    model that trains to a finished run when given as --backbone."""
+    model = _image_model(keras.layers.Conv2D(4, 3),
+                         keras.layers.GlobalAveragePooling2D(),
+                         keras.layers.Dense(2))
+    path = _save(model, tmp_path_factory.mktemp("image") / "image.keras")
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def test_hostile_backbones_refused_through_the_cli(image_entries, tmp_path,
+                                                    capsys):
+    """The hostile archives of tests/test_safe_loading.py (its `archive`
+    and `weights` groups: `../` and symlink entries, HDF5 links, shape
+    bombs ...), built around a genuine image backbone, each given as
+    `--backbone`: exit 2, one line naming the problem, no run directory."""
+    cases = {**HOSTILE["archive"], **HOSTILE["weights"]}
+    assert {"dotdot_entry", "symlink_entry", "h5_external_link",
+            "h5_shape_bomb"} <= set(cases)
+    failures = []
+    for name, (build, _, match) in sorted(cases.items()):
+        case_dir = tmp_path / name
+        case_dir.mkdir()
+        path = case_dir / "backbone.keras"
+        path.write_bytes(build(image_entries))
+        try:
+            line, out = refused(["--backbone", str(path)], case_dir, capsys)
+            assert line.startswith(f"error: --backbone: {path}"), line
+            assert match.lower() in line.lower(), line
+            assert not out.exists(), os.listdir(out)
+        except (Exception, pytest.fail.Exception) as e:
+            failures.append(f"{name}: {type(e).__name__}: {e}")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.fixture(scope="module")
+def non_image_backbones(tmp_path_factory):
+    """name -> (saved model that is no image backbone, text of the error)."""
+    folder = tmp_path_factory.mktemp("non_image")
+    image, aux = keras.Input((8, 8, 1)), keras.Input((4,))
+    two_inputs = keras.Model([image, aux], keras.layers.Concatenate()(
+        [keras.layers.GlobalAveragePooling2D()(image), aux]))
+    models = {
+        "vector": (_image_model(keras.layers.Dense(3), shape=(4,)),
+                   "input of shape (None, 4), not an image"),
+        "sequence": (_image_model(keras.layers.Conv1D(4, 3),
+                                  keras.layers.GlobalAveragePooling1D(),
+                                  shape=(10, 3)),
+                     "input of shape (None, 10, 3), not an image"),
+        "no_channel_axis": (_image_model(keras.layers.Flatten(),
+                                         shape=(8, 8)),
+                            "input of shape (None, 8, 8), not an image"),
+        "volume": (_image_model(keras.layers.Conv3D(2, 3),
+                                keras.layers.GlobalAveragePooling3D(),
+                                shape=(4, 4, 4, 1)),
+                   "input of shape (None, 4, 4, 4, 1), not an image"),
+        "two_inputs": (two_inputs, "has 2 inputs ((None, 8, 8, 1), "
+                       "(None, 4))"),
+        "sequence_features": (_image_model(
+            keras.layers.Conv2D(4, 3), keras.layers.Reshape((36, 4)),
+            keras.layers.Dense(2)),
+            "features of shape (None, 36, 4)"),
+    }
+    return {name: (_save(model, folder / f"{name}.keras"), needle)
+            for name, (model, needle) in models.items()}
+
+
+def test_non_image_backbones_are_usage_errors(non_image_backbones, tmp_path,
+                                              capsys):
+    """Each: exit 2, one line with the shape found and the one needed;
+    refused before the run directory exists where the saved config
+    declares the inputs (all but the features, known once loaded)."""
+    for name, (path, needle) in non_image_backbones.items():
+        case_dir = tmp_path / name
+        case_dir.mkdir()
+        line, out = refused(["--backbone", str(path)], case_dir, capsys)
+        assert line.startswith(f"error: --backbone {str(path)!r}"), line
+        assert needle in line, line
+        assert "(batch, height, width, channels)" in line, line
+        if name == "sequence_features":  # run directory made, then removed
+            assert os.listdir(out / "transfer-learning") == []
+        else:
+            assert not out.exists(), name
+
+
+def test_paths_that_are_not_files(tmp_path, capsys):
+    """A directory, a FIFO (never opened: it would block) and a device
+    given as --backbone or --weights are each named for what they are, not
+    "file not found"."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    cases = {str(tmp_path): "is a directory",
+             str(fifo): "is a FIFO (named pipe)",
+             "/dev/zero": "is a device"}
+    for flag in ("--backbone", "--weights"):
+        for path, needle in cases.items():
+            with unblocked_fifo(fifo) as opened:
+                line, out = refused([flag, path], tmp_path, capsys)
+            assert line.startswith(f"error: {flag}: "), line
+            assert needle in line and "not found" not in line, line
+            assert opened == [] and not out.exists()
+
+
+def test_hostile_weights_file_refused_through_the_cli(tmp_path, capsys):
+    """`--weights` is checked like a model's weights before Keras reads it:
+    no HDF5 link, external storage or shape bomb reaches h5py's readers."""
+    for name in ("h5_external_link", "h5_external_storage",
+                 "h5_shape_bomb"):
+        build, _, match = HOSTILE["weights"][name]
+        with zipfile.ZipFile(io.BytesIO(build(
+                {"config.json": b"{}", "metadata.json": b"{}"}))) as zf:
+            weights = zf.read("model.weights.h5")
+        path = tmp_path / f"{name}.weights.h5"
+        path.write_bytes(weights)
+        line, out = refused([*TINY, "--weights", str(path)], tmp_path,
+                            capsys)
+        assert line.startswith(f"error: --weights: {path}: refused"), line
+        assert match in line and not out.exists(), line
+
+
+def test_backbone_recognised_by_content_not_name(tmp_path, capsys):
+    """A genuine model under another name is a backbone; HDF5 bytes under
+    a .keras name are not."""
+    model = _image_model(keras.layers.Conv2D(4, 3),
+                         keras.layers.GlobalAveragePooling2D(),
+                         keras.layers.Dense(2))
+    renamed = tmp_path / "backbone.bin"
+    renamed.write_bytes(_save(model, tmp_path / "m.keras").read_bytes())
+    cls = get_recipe("transfer-learning").config_class
+    config_from_dict(cls, {"backbone": str(renamed)})  # check() passes
+    backbone = tl.load_backbone_file(str(renamed))
+    assert backbone.output_shape == (None, 4)
+    disguised = tmp_path / "model.keras"
+    with h5py.File(disguised, "w") as f:
+        f.create_dataset("x", data=np.zeros(3))
+    line, _ = refused(["--backbone", str(disguised)], tmp_path, capsys)
+    assert "legacy HDF5" in line and "not a .keras" in line, line
+
+
+def test_unloadable_backbone(image_entries, tmp_path, capsys):
+    """A safe archive whose model Keras cannot rebuild: one line, exit 2,
+    no run directory left."""
+    config = json.loads(image_entries["config.json"])
+    conv = config["config"]["layers"][1]
+    assert conv["class_name"] == "Conv2D"
+    conv["config"]["filters"] = -1
     path = tmp_path / "broken.keras"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("config.json", json.dumps({"class_name": "NoSuchLayer",
-                                              "config": {}}))
-    code = main(["run", "transfer-learning", "--backbone", str(path),
-                 "--output-dir", str(tmp_path / "runs")])
-    err = capsys.readouterr().err
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert err.startswith("error: --backbone: cannot load")
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in image_entries.items():
+            zf.writestr(name, json.dumps(config) if name == "config.json"
+                        else data)
+    line, out = refused(["--backbone", str(path)], tmp_path, capsys)
+    assert line.startswith(f"error: --backbone: {path}: Keras cannot load"), \
+        line
+    assert os.listdir(out / "transfer-learning") == []
 
 
 def test_weights_of_another_architecture(tmp_path, capsys):
@@ -354,7 +526,7 @@ def test_backbone_saves_and_reloads(name, tmp_path):
     x = data.test[0][:4]
     path = tmp_path / "model.keras"
     model.save(path)
-    again = keras.saving.load_model(path)
+    again = load_model(path)
     np.testing.assert_allclose(again.predict(x, verbose=0),
                                model.predict(x, verbose=0), atol=1e-6)
     backbone = model.get_layer("backbone")
