@@ -2,7 +2,7 @@
 
 Importing the package registers every public layer, schedule and callback
 with Keras serialization (package "dlrecipes"), so a saved `.keras` model
-loads with `keras.saving.load_model(path)` and `safe_mode` on.
+loads with `dlrecipes.load_model(path)` (the safe loader; `safe_mode` on).
 """
 
 import os as _os
@@ -20,11 +20,18 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from dlrecipes._quiet import quiet_native_stderr  # noqa: E402
+from dlrecipes.cli import backend_problem  # noqa: E402  (imports no Keras)
 
-with quiet_native_stderr():
-    import keras  # noqa: F401,E402  (imports the backend once, quietly)
+# A backend Keras cannot import (KERAS_BACKEND=torch without torch, or a
+# name Keras does not know): Keras is not imported, so that a `dlrecipes`
+# command says so in one line and `import recipes` raises it.
+BACKEND_PROBLEM = backend_problem()
 
-from dlrecipes import callbacks  # noqa: F401,E402  (registers callbacks)
-from dlrecipes import layers  # noqa: F401,E402  (registers layers)
-from dlrecipes import schedules  # noqa: F401,E402  (registers schedules)
-from dlrecipes.saving import load_model  # noqa: F401,E402
+if BACKEND_PROBLEM is None:
+    with quiet_native_stderr():
+        import keras  # noqa: F401,E402  (imports the backend once, quietly)
+
+    from dlrecipes import callbacks  # noqa: F401,E402  (registers callbacks)
+    from dlrecipes import layers  # noqa: F401,E402  (registers layers)
+    from dlrecipes import schedules  # noqa: F401,E402  (registers schedules)
+    from dlrecipes.saving import load_model  # noqa: F401,E402

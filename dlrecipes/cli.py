@@ -5,8 +5,8 @@ after a valid start exits 1. `--debug` shows the Python traceback.
 """
 
 import argparse
-import glob
 import os
+import shlex
 import sys
 
 from dlrecipes.errors import RunError, UsageError
@@ -17,10 +17,79 @@ commands:
   list                          the registered recipes
   run RECIPE [--FLAG VALUE ...] train one recipe (RECIPE --help: its flags)
   tune RECIPE [...]             search a recipe's hyperparameters
-  report DIR                    print a run's or a search's summary again
+  report DIR                    print a run's or a search's summary again;
+                                under runs/: the unfinished runs, with how
+                                to resume or remove them
   bench [--quick|--gpu] [...]   the benchmark suite (as `python -m bench`)
 """
 COMMANDS = ("list", "run", "tune", "report", "bench")
+
+
+# Keras' backends: the modules each one imports, and how to install them.
+BACKENDS = {
+    "tensorflow": ("tensorflow", "pip install tensorflow"),
+    "jax": ("jax", 'pip install "jax[cpu]" (or jax[cuda12])'),
+    "torch": ("torch", "pip install torch"),
+    "numpy": ("jax", "pip install jax (Keras' numpy backend uses it)"),
+    "openvino": ("openvino", "pip install openvino"),
+}
+
+
+def _configured_backend():
+    """(name, where it is set) as Keras reads it at `import keras`:
+    KERAS_BACKEND, else `keras.json` in KERAS_HOME or ~/.keras, else
+    tensorflow."""
+    import json
+
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name, f"KERAS_BACKEND={name}"
+    home = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    path = os.path.join(home, "keras.json")
+    try:
+        with open(path) as f:
+            name = json.load(f).get("backend")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    if isinstance(name, str) and name:
+        return name, f"{path} sets backend {name!r}"
+    return "tensorflow", "Keras' default backend is tensorflow"
+
+
+def backend_problem():
+    """One line saying why Keras cannot import its backend, or None.
+
+    Checked without importing Keras (keras imports the backend at `import
+    keras`): an unknown backend name, or a backend whose package is not
+    installed.
+    """
+    import importlib.util
+
+    name, where = _configured_backend()
+    if name not in BACKENDS:
+        return (f"{where} is not a Keras backend; valid choices: "
+                f"{', '.join(BACKENDS)}")
+    module, install = BACKENDS[name]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        return None
+    fallback = ("unset KERAS_BACKEND to use tensorflow"
+                if where.startswith("KERAS_BACKEND") else
+                "set KERAS_BACKEND to an installed backend")
+    return (f"{where}, but {module} is not installed: {install} (or "
+            f"{fallback})")
+
+
+def require_backend():
+    """Raise ImportError with `backend_problem()`'s line, if there is one
+    (for `import recipes`, `import tuning`: clearer than Keras' own)."""
+    problem = backend_problem()
+    if problem is not None:
+        raise ImportError(problem)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -76,32 +145,17 @@ def _cmd_run(name, argv):
 
 
 def _cmd_report(argv):
-    import json
-
-    from dlrecipes.training.loop import print_run_summary
-
     parser = _Parser(prog="dlrecipes report")
     parser.add_argument("directory")
     parser.add_argument("--debug", action="store_true")
-    args = parser.parse_args(argv)
-    path = args.directory
-    if not os.path.isdir(path):
-        raise UsageError(f"no such directory: {path}")
-    metrics_path = os.path.join(path, "metrics.json")
-    if os.path.isfile(metrics_path):
-        try:
-            with open(metrics_path) as f:
-                metrics = json.load(f)
-            if not isinstance(metrics, dict) or not metrics:
-                raise ValueError("not a metrics object")
-        except (OSError, ValueError) as e:
-            raise UsageError(f"{metrics_path} is unreadable ({e}); "
-                             "not a run directory of dlrecipes") from None
-        print_run_summary(path, metrics)
-        return 0
+    path = parser.parse_args(argv).directory
+    _check_directory(path)
+    if os.path.isfile(os.path.join(path, "metrics.json")):
+        return _report_run(path)
     if os.path.isfile(os.path.join(path, "config.json")):
-        raise UsageError(f"{path} is an unfinished run (no metrics.json); "
-                         "run the same command again to resume it")
+        from dlrecipes.training.rundir import run_status
+
+        raise UsageError(_unfinished_message(run_status(path)))
     try:
         from tuning.runner import report_search
     except ImportError:
@@ -109,21 +163,105 @@ def _cmd_report(argv):
     if report_search is not None and os.path.isfile(
             os.path.join(path, "search.json")):
         return report_search(path)
-    newest = _newest_run_under(path)
-    hint = f"; the newest finished run under it: {newest}" if newest else ""
-    raise UsageError(f"{path} is neither a run nor a search directory"
-                     + hint)
+    return _report_runs_under(path)
 
 
-def _newest_run_under(path):
-    """The newest finished run directory one or two levels below `path`
-    (`runs/` or `runs/<recipe>/`), or None."""
-    found = []
-    for pattern in ("*", os.path.join("*", "*")):
-        found += glob.glob(os.path.join(path, pattern, "metrics.json"))
-    if not found:
-        return None
-    return os.path.dirname(max(found, key=os.path.getmtime))
+def _check_directory(path):
+    from dlrecipes.paths import path_kind
+
+    kind = path_kind(path)
+    if kind is None:
+        raise UsageError(f"no such directory: {path}")
+    if kind != "a directory":
+        raise UsageError(f"{path} is {kind}, not a run or search directory")
+
+
+def _report_run(path):
+    """Print a finished run's summary; control characters from the files
+    are escaped, not sent to the terminal."""
+    import json
+
+    from dlrecipes.training.loop import print_run_summary
+
+    metrics_path = os.path.join(path, "metrics.json")
+    try:
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+        if not isinstance(metrics, dict) or not metrics:
+            raise ValueError("not a metrics object")
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{metrics_path} is unreadable ({e}); "
+                         "not a run directory of dlrecipes") from None
+    metrics = {printable(k): printable(v) if isinstance(v, str) else v
+               for k, v in metrics.items()}
+    print_run_summary(printable(path), metrics)
+    return 0
+
+
+def _report_runs_under(path):
+    """List the runs below a runs root or recipe directory: the newest
+    finished one, and every unfinished one with how to resume or remove
+    it. UsageError if there is none."""
+    from dlrecipes.training.rundir import runs_under
+
+    runs = runs_under(path)
+    if not runs:
+        raise UsageError(f"{path} is neither a run nor a search directory, "
+                         "and holds no run directories")
+    finished = [r for r in runs if r.finished]
+    unfinished = [r for r in runs if not r.finished]
+    lines = [f"{path}: {len(finished)} finished and {len(unfinished)} "
+             "unfinished runs"]
+    if finished:
+        newest = max(finished, key=lambda r: os.path.getmtime(
+            os.path.join(r.path, "metrics.json")))
+        lines.append(f"newest finished: {newest.path} (dlrecipes report "
+                     f"{shlex.quote(newest.path)})")
+    if unfinished:
+        lines.append("unfinished (no metrics.json):")
+    for run in unfinished:
+        lines.append(f"  {run.path}: {_progress(run)}")
+        if run.owner is None:
+            lines.append(f"    resume: {_resume_command(run)}")
+            lines.append(f"    remove: rm -r {shlex.quote(run.path)}")
+    for line in lines:
+        print(printable(line))
+    return 0
+
+
+def _progress(run):
+    """`2 epochs done, abandoned` or `..., being trained by process 123`."""
+    done = f"{run.epochs_done} epoch{'s' if run.epochs_done != 1 else ''} done"
+    if run.owner is None:
+        return f"{done}, abandoned"
+    owner = f"process {run.owner}" if run.owner else "another process"
+    return f"{done}, being trained by {owner}"
+
+
+def _resume_command(run):
+    """`dlrecipes run RECIPE --config DIR/config.json --output-dir ROOT`,
+    which picks `run` up again (the newest unfinished run of its config)."""
+    root = os.path.normpath(os.path.join(run.path, os.pardir, os.pardir))
+    return (f"dlrecipes run {shlex.quote(run.recipe)} --config "
+            f"{shlex.quote(os.path.join(run.path, 'config.json'))} "
+            f"--output-dir {shlex.quote(root)}")
+
+
+def _unfinished_message(run):
+    if run.owner is not None:
+        return (f"{run.path} is an unfinished run ({_progress(run)}); "
+                "report it when it has finished")
+    return (f"{run.path} is an unfinished run ({_progress(run)}, no "
+            f"metrics.json); resume it: {_resume_command(run)}; or remove "
+            f"it: rm -r {shlex.quote(run.path)}")
+
+
+def printable(text):
+    """`text` with control and other non-printable characters escaped
+    (`\\x1b`, `\\n`): text read from files (metrics, paths) cannot drive
+    the terminal or break a one-line message."""
+    return "".join(c if c.isprintable() else
+                   c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _cmd_tune(argv):
@@ -161,6 +299,9 @@ def main(argv=None):
         if argv[0] in ("-h", "--help", "help"):
             print(USAGE)
             return 0
+        problem = backend_problem()
+        if problem is not None:
+            raise UsageError(problem)
         command, rest = argv[0], argv[1:]
         if command == "list":
             return _cmd_list(rest)
@@ -186,12 +327,12 @@ def main(argv=None):
     except UsageError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {printable(str(e))}", file=sys.stderr)
         return 2
     except (RunError, OSError, MemoryError) as e:
         if debug:
             raise
-        print(f"error: {_one_line(e)}", file=sys.stderr)
+        print(f"error: {printable(_one_line(e))}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; run the same command again to resume",
@@ -200,8 +341,8 @@ def main(argv=None):
     except Exception as e:  # a failure after a valid start
         if debug:
             raise
-        print(f"error: {type(e).__name__}: {_one_line(e)} (--debug shows "
-              "the traceback)", file=sys.stderr)
+        print(f"error: {type(e).__name__}: {printable(_one_line(e))} "
+              "(--debug shows the traceback)", file=sys.stderr)
         return 1
 
 

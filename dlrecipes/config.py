@@ -10,10 +10,10 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import typing
 
 from dlrecipes.errors import UsageError, choices_message
+from dlrecipes.paths import check_file
 from dlrecipes.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam",
@@ -22,11 +22,26 @@ INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
                 "lecun_normal", "lecun_uniform", "orthogonal")
 
 
+# Seeds feed `keras.utils.set_random_seed` and NumPy, which take 32 bits.
+MAX_SEED = 2**32 - 1
+
+
 def option(default, help="", choices=None, min=None, max=None,
-           exclusive_min=False):
-    """A config field with CLI help and validation metadata."""
+           exclusive_min=False, presentation=False):
+    """A config field with CLI help and validation metadata.
+
+    Args:
+        default: the default value (a tuple for sequences).
+        help: the `--help` text.
+        choices: the valid values, if they are a fixed set.
+        min, max: the valid range of a number (inclusive).
+        exclusive_min: `min` itself is not valid.
+        presentation: the field says how a run reports or where it
+            writes, not what it trains (e.g. `verbose`, `output_dir`): an
+            interrupted run resumes whatever its value.
+    """
     metadata = {"help": help, "choices": choices, "min": min, "max": max,
-                "exclusive_min": exclusive_min}
+                "exclusive_min": exclusive_min, "presentation": presentation}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple for sequence defaults")
     return dataclasses.field(default=default, metadata=metadata)
@@ -36,7 +51,8 @@ def option(default, help="", choices=None, min=None, max=None,
 class TrainConfig:
     """Fields every recipe shares: the training harness reads these."""
 
-    seed: int = option(0, "random seed (same seed, same result on CPU)", min=0)
+    seed: int = option(0, "random seed (same seed, same result on CPU)", min=0,
+                       max=MAX_SEED)
     epochs: int = option(10, "training epochs", min=1)
     batch_size: int = option(32, "global batch size", min=1)
     optimizer: str = option("adam", "optimizer", choices=OPTIMIZERS)
@@ -67,15 +83,26 @@ class TrainConfig:
         1, "training steps per compiled call (fewer host round trips; "
         "batch callbacks then run every N steps)", min=1)
     distribute: bool = option(False, "data parallelism over local devices")
-    output_dir: str = option("runs", "where run directories are created")
+    output_dir: str = option("runs", "where run directories are created",
+                             presentation=True)
     verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 line",
-                          min=0, max=2)
+                          min=0, max=2, presentation=True)
 
     def to_dict(self):
         return dataclasses.asdict(self)
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+
+def presentation_fields(config_class):
+    """Names of the fields of `config_class` declared with
+    `option(..., presentation=True)`: they do not change the trained model."""
+    return tuple(f.name for f in dataclasses.fields(config_class)
+                 if f.metadata.get("presentation"))
+
+
+PRESENTATION_FIELDS = presentation_fields(TrainConfig)
 
 
 def _base_type(tp):
@@ -141,6 +168,16 @@ def _flag(name):
     return name.replace("_", "-")
 
 
+def _valid_range(meta):
+    """`>= 1`, `<= 2`, `in [0, 1]` or `in (0, 1]` from a field's metadata."""
+    lo, hi = meta.get("min"), meta.get("max")
+    if hi is None:
+        return f"> {lo}" if meta.get("exclusive_min") else f">= {lo}"
+    if lo is None:
+        return f"<= {hi}"
+    return f"in {'(' if meta.get('exclusive_min') else '['}{lo}, {hi}]"
+
+
 def validate(config):
     """Check choices and ranges of every field; raise UsageError."""
     for f in dataclasses.fields(config):
@@ -156,13 +193,11 @@ def validate(config):
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 continue
             lo, hi = meta.get("min"), meta.get("max")
-            if lo is not None and (v < lo or (meta.get("exclusive_min")
-                                              and v == lo)):
-                bound = f"> {lo}" if meta.get("exclusive_min") else f">= {lo}"
-                raise UsageError(f"--{_flag(f.name)} must be {bound}. "
-                                 f"Received: {f.name}={v}")
-            if hi is not None and v > hi:
-                raise UsageError(f"--{_flag(f.name)} must be <= {hi}. "
+            if (lo is not None and (v < lo or (meta.get("exclusive_min")
+                                               and v == lo))) or (
+                    hi is not None and v > hi):
+                raise UsageError(f"--{_flag(f.name)} must be "
+                                 f"{_valid_range(meta)}. "
                                  f"Received: {f.name}={v}")
     if getattr(config, "reduce_lr_patience", 0) and getattr(
             config, "schedule", "constant") != "constant":
@@ -175,10 +210,20 @@ def validate(config):
     return config
 
 
-def load_config_file(path):
-    """Read a TOML or JSON config file into a dict."""
-    if not os.path.isfile(path):
-        raise UsageError(f"config file not found: {path}")
+def load_config_file(path, flag="--config"):
+    """Read a TOML or JSON config file into a dict.
+
+    Args:
+        path: a `.toml` file, or JSON (any other name).
+        flag: the option that named it (e.g. "--space"), for messages.
+
+    Raises:
+        UsageError: the path is missing or not a regular file (a
+            directory, a FIFO, `/dev/zero`: never opened), the file is
+            malformed, or it does not hold a table/object.
+    """
+    check_file(path, flag, "a TOML or JSON file")
+    what = f"{flag} file"
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -192,11 +237,28 @@ def load_config_file(path):
             data = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise UsageError(f"cannot read config file {path}: {first}") from None
+        raise UsageError(f"cannot read {what} {path}: {first}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"config file {path} must hold a table/object of "
+        raise UsageError(f"{what} {path} must hold a table/object of "
                          f"fields. Received: {type(data).__name__}")
     return data
+
+
+def read_config_file(path, config_class):
+    """The fields of a `--config` file for `config_class`'s recipe.
+
+    The `recipe` key that runs write into `config.json` is checked and
+    dropped: a config of another recipe is refused, not half-applied.
+    """
+    values = load_config_file(path)
+    expected = getattr(config_class, "recipe_name", None)
+    recipe = values.pop("recipe", expected)
+    if expected is not None and recipe != expected:
+        raise UsageError(
+            f"config file {path} is for recipe {recipe!r}, not {expected!r} "
+            "(remove its `recipe` key to use its fields anyway). "
+            f"Received: recipe={recipe!r}")
+    return values
 
 
 def config_from_dict(config_class, values, source="config"):
@@ -245,8 +307,7 @@ def resolve_config(config_class, namespace):
     values = {}
     config_file = getattr(namespace, "config_file", None)
     if config_file:
-        values.update(load_config_file(config_file))
-        values.pop("recipe", None)  # written by runs for the reader's benefit
+        values.update(read_config_file(config_file, config_class))
     values.update({k: v for k, v in vars(namespace).items() if k in names})
     return config_from_dict(config_class, values,
                             source=config_file or "flags")

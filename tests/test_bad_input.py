@@ -8,10 +8,12 @@ import errno
 import json
 import os
 
+import keras
 import pytest
 
 import recipes  # noqa: F401  (registers every recipe)
 from dlrecipes.cli import main
+from dlrecipes.registry import list_recipes
 
 IC = ["run", "image-classification"]
 TL = ["run", "transfer-learning"]
@@ -32,6 +34,20 @@ FILES = {
     "space_bad.toml": "colour = [1, 2]\n",
     "space_empty.toml": "width = []\n",
     "bad.csv": "a,b\n1,x\n",
+    "huge.csv": "t,v\n" + "".join(f"{i},{(-1) ** i * 1.5e300}\n"
+                                   for i in range(60)),
+    "inf.csv": "t,v\n" + "".join(f"{i},{'inf' if i == 7 else i}\n"
+                                  for i in range(60)),
+    "other_recipe.json": "{\"recipe\": \"another-recipe\", \"epochs\": 1}\n",
+    "space_no_max.toml": "width = {min = 16}\n",
+    "space_min_above_max.toml": "width = {min = 64, max = 16}\n",
+    "space_grid_not_list.toml": "learning_rate = {min = 1e-3, max = 1e-2, "
+                                "grid = \"high\"}\n",
+    "space_bad_default.toml": "learning_rate = {min = 1e-3, max = 1e-2, "
+                              "default = \"x\"}\n",
+    "space_choice_extra.toml": "width = {values = [16], min = 8}\n",
+    "space_text_range.toml": "augment = {min = 1, max = 2}\n",
+    "space_bool_default.toml": "mixed_precision = {default = \"yes\"}\n",
 }
 
 # (id, argv, exit code, text the error line must contain, patch)
@@ -60,6 +76,8 @@ CASES = [
     ("zero-lr", IC + ["--learning-rate", "0"], 2, "> 0"),
     ("nan-lr", IC + ["--learning-rate", "nan"], 2, "finite"),
     ("negative-seed", IC + ["--seed", "-1"], 2, "--seed"),
+    ("huge-seed", IC + ["--seed", "99999999999999999999"], 2,
+     "--seed must be in [0, 4294967295]"),
     ("val-fraction", IC + ["--val-fraction", "1.5"], 2, "--val-fraction"),
     ("dropout-range", IC + ["--dropout", "2"], 2, "--dropout"),
     # run: conflicting flags
@@ -81,6 +99,13 @@ CASES = [
     ("config-wrong-type", IC + ["--config", "{type.toml}"], 2, "integer"),
     ("config-not-a-table", IC + ["--config", "{list.json}"], 2,
      "must hold a table"),
+    ("config-is-a-directory", IC + ["--config", "{folder}"], 2,
+     "--config: '{folder}' is a directory, not a file; expected a TOML or "
+     "JSON file"),
+    ("config-is-a-fifo", IC + ["--config", "{fifo}"], 2,
+     "is a FIFO (named pipe), not a file"),
+    ("config-is-a-device", IC + ["--config", "/dev/zero"], 2,
+     "'/dev/zero' is a device (character special file), not a file"),
     ("image-folder-missing", IC + ["--dataset", "folder:/no/such/dir"], 2,
      "not found"),
     ("backbone-missing", TL + ["--backbone", "/no/such.keras"], 2,
@@ -92,6 +117,12 @@ CASES = [
     ("series-missing-csv", TS + ["--dataset", "csv:/no/such.csv"], 2,
      "not found"),
     ("series-bad-csv", TS + ["--dataset", "csv:{bad.csv}"], 2, "bad.csv"),
+    ("series-huge-values", TS + ["--dataset", "csv:{huge.csv}", "--column",
+                                 "v"], 2,
+     "column 'v' at line 2 is outside the finite range a series may take, "
+     "[-1e+150, 1e+150]"),
+    ("series-infinity", TS + ["--dataset", "csv:{inf.csv}", "--column", "v"],
+     2, "value 'inf' in column 'v' at line 9 is outside the finite range"),
     ("series-lookback", TS + ["--lookback", "soon"], 2, "--lookback"),
     ("series-unknown-model", TS + ["--model", "prophet"], 2, "gru"),
     ("sequence-unknown-model", SC + ["--model", "mamba"], 2, "tcn"),
@@ -114,6 +145,32 @@ CASES = [
     ("tune-negative-workers", TUNE + ["--workers", "-1"], 2, "--workers"),
     ("tune-missing-space", TUNE + ["--space", "/no/such.toml"], 2,
      "not found"),
+    ("tune-space-is-a-directory", TUNE + ["--space", "{folder}"], 2,
+     "--space: '{folder}' is a directory, not a file"),
+    ("tune-space-is-a-device", TUNE + ["--space", "/dev/zero"], 2,
+     "'/dev/zero' is a device (character special file), not a file"),
+    ("tune-space-no-max", TUNE + ["--space", "{space_no_max.toml}"], 2,
+     "width: a range needs both `min` and `max`"),
+    ("tune-space-min-above-max", TUNE + ["--space",
+                                         "{space_min_above_max.toml}"], 2,
+     "width: `min` must be below `max`. Received: min=64, max=16"),
+    ("tune-space-grid-not-list", TUNE + ["--space",
+                                         "{space_grid_not_list.toml}"], 2,
+     "learning_rate: `grid` must be a list of floats"),
+    ("tune-space-bad-default", TUNE + ["--space", "{space_bad_default.toml}"],
+     2, "learning_rate: `default` must be a float. Received: default='x'"),
+    ("tune-space-key-of-a-range", TUNE + ["--space",
+                                          "{space_choice_extra.toml}"], 2,
+     "width: a choice takes only type, values, default, grid; 'min'"),
+    ("tune-space-range-of-text", TUNE + ["--space",
+                                         "{space_text_range.toml}"], 2,
+     "augment: a text field takes a list of values"),
+    ("tune-space-bool-default", TUNE + ["--space",
+                                        "{space_bool_default.toml}"], 2,
+     "mixed_precision: `default` must be true or false"),
+    ("tune-config-of-another-recipe", TUNE + ["--config",
+                                              "{other_recipe.json}"], 2,
+     "is for recipe 'another-recipe', not 'image-classification'"),
     ("tune-unknown-hp", TUNE + ["--space", "{space_bad.toml}"], 2,
      "unknown hp name 'colour'"),
     ("tune-empty-grid", TUNE + ["--tuner", "grid", "--space",
@@ -126,12 +183,16 @@ CASES = [
     # report
     ("report-no-dir", ["report"], 2, "directory"),
     ("report-missing", ["report", "/no/such/run"], 2, "no such directory"),
-    ("report-unfinished", ["report", "{unfinished}"], 2, "unfinished run"),
+    ("report-a-file", ["report", "{text.txt}"], 2,
+     "text.txt is a file, not a run or search directory"),
+    ("report-a-device", ["report", "/dev/zero"], 2,
+     "/dev/zero is a device (character special file), not a run or search "
+     "directory"),
+    ("report-unfinished", ["report", "{unfinished}"], 2,
+     "is an unfinished run (0 epochs done, abandoned"),
     ("report-corrupt-metrics", ["report", "{corrupt}"], 2, "unreadable"),
     ("report-empty-dir", ["report", "{empty}"], 2,
      "neither a run nor a search directory"),
-    ("report-runs-root", ["report", "{runs}"], 2,
-     "the newest finished run under it"),
     # bench
     ("bench-unknown", ["bench", "--only", "speed"], 2,
      "valid choices: layers, throughput, pipeline, accuracy"),
@@ -141,7 +202,23 @@ CASES = [
     ("bench-output-dir", ["bench", "--output", "/no/such/dir/B.md"], 2,
      "no such directory"),
     ("bench-unknown-flag", ["bench", "--fast"], 2, "unrecognized"),
+    # the environment: a Keras backend that cannot be imported
+    ("backend-not-installed", ["list"], 2,
+     "KERAS_BACKEND=torch, but torch is not installed: pip install torch "
+     "(or unset KERAS_BACKEND to use tensorflow)", "torch_missing"),
+    ("backend-unknown", IC + ["--help"], 2,
+     "KERAS_BACKEND=bogus is not a Keras backend; valid choices: "
+     "tensorflow, jax, torch, numpy", "bogus_backend"),
 ]
+
+# Cases every registered recipe must answer alike (a new recipe joins them).
+CASES += [case for name in list_recipes() for case in (
+    (f"huge-seed-{name}", ["run", name, "--seed", str(2**32)], 2,
+     "--seed must be in [0, 4294967295]. Received: seed=4294967296"),
+    (f"config-of-another-recipe-{name}",
+     ["run", name, "--config", "{other_recipe.json}"], 2,
+     f"is for recipe 'another-recipe', not '{name}'"),
+)]
 
 
 def _download_fails(monkeypatch):
@@ -153,6 +230,9 @@ def _download_fails(monkeypatch):
                                    "interrupted at 38%)")
 
     monkeypatch.setattr(tfds, "load", load)
+    # Past the network check (on a machine with network it would connect).
+    monkeypatch.setattr("dlrecipes.data.tfds_loader._reachable",
+                        lambda *args, **kwargs: True)
 
 
 def _disk_full(monkeypatch):
@@ -162,7 +242,33 @@ def _disk_full(monkeypatch):
     monkeypatch.setattr(os, "fsync", fsync)
 
 
-PATCHES = {"download_fails": _download_fails, "disk_full": _disk_full}
+def _backend(name, missing=()):
+    def patch(monkeypatch):
+        import importlib.util
+
+        find_spec = importlib.util.find_spec
+        monkeypatch.setenv("KERAS_BACKEND", name)
+        monkeypatch.setattr(importlib.util, "find_spec", lambda module, *a:
+                            None if module in missing
+                            else find_spec(module, *a))
+
+    return patch
+
+
+PATCHES = {"download_fails": _download_fails, "disk_full": _disk_full,
+           "torch_missing": _backend("torch", missing=("torch",)),
+           "bogus_backend": _backend("bogus")}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    """Overrides conftest's fixture of that name without its
+    `keras.backend.clear_session()` (1-2 s a case, most of this sweep's
+    time): these cases stop before a model is built, and those that build
+    one go through `run_recipe`, which clears the session itself."""
+    keras.config.set_dtype_policy("float32")
+    yield
+    keras.config.set_dtype_policy("float32")
 
 
 @pytest.fixture
@@ -180,8 +286,12 @@ def files(tmp_path):
     (corrupt / "metrics.json").write_text("{\"test_accuracy\": 0.9")
     empty = tmp_path / "runs-old" / "empty"
     empty.mkdir()
+    folder = tmp_path / "folder.toml"
+    folder.mkdir()
+    os.mkfifo(tmp_path / "fifo.json")
     paths.update(unfinished=str(unfinished), corrupt=str(corrupt),
-                 empty=str(empty), runs=str(tmp_path / "runs-old"))
+                 empty=str(empty), folder=str(folder),
+                 fifo=str(tmp_path / "fifo.json"))
     return paths
 
 
@@ -196,6 +306,9 @@ def _snapshot(root):
     for dirpath, _, names in os.walk(root):
         for name in names:
             path = os.path.join(dirpath, name)
+            if not os.path.isfile(path):  # the FIFO: opening it blocks
+                found[path] = None
+                continue
             with open(path, "rb") as f:
                 found[path] = f.read()
     return found
@@ -207,8 +320,6 @@ def test_the_sweep_is_wide_enough():
                         "bench"}
     recipes_hit = {argv[1] for _, argv, *_ in CASES
                    if argv[:1] == ["run"] and len(argv) > 1}
-    from dlrecipes.registry import list_recipes
-
     assert set(list_recipes()) <= recipes_hit
     assert len(CASES) >= 40
 
@@ -217,6 +328,7 @@ def test_the_sweep_is_wide_enough():
 def test_bad_invocation(case, files, tmp_path, monkeypatch, capsys):
     _, argv, code, needle, *patch = case
     argv = [_fill(a, files) for a in argv]
+    needle = _fill(needle, files)
     out = tmp_path / "out"
     if argv[:1] == ["run"] and len(argv) > 1 and "--output-dir" not in argv:
         argv += ["--output-dir", str(out), "--verbose", "0"]

@@ -1,14 +1,24 @@
 """The CLI's good paths (bad input: tests/test_bad_input.py; crash and
 resume: tests/test_resume.py)."""
 
+import contextlib
+import fcntl
+import importlib.util
+import json
 import os
+import shlex
 import subprocess
 import sys
 
+import pytest
 
+import dlrecipes
 import recipes  # noqa: F401
-from dlrecipes.cli import main
-from dlrecipes.registry import list_recipes
+from dlrecipes.cli import _run_parser, main
+from dlrecipes.config import resolve_config
+from dlrecipes.registry import get_recipe, list_recipes
+from dlrecipes.training import rundir
+from test_locks import _fresh_keras_state  # noqa: F401  (no clear_session)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,3 +42,134 @@ def test_module_is_a_script():
                           text=True, timeout=120)
     assert proc.returncode == 0
     assert "--model" in proc.stdout and "--learning-rate" in proc.stdout
+
+
+# `import recipes.x`, `python -m recipes.x`, `import tuning`, `python -m
+# bench.layers`: each must set TensorFlow's environment before TensorFlow
+# loads. The probe stops the child at TensorFlow's import (no 5 s import)
+# and prints the variables as they were at that moment.
+_PROBE = """
+import os, runpy, sys
+
+class Probe:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tensorflow":
+            print("at tensorflow import:",
+                  os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
+                  os.environ.get("TF_CPP_MIN_LOG_LEVEL"), flush=True)
+            os._exit(0)
+
+sys.meta_path.insert(0, Probe())
+module, how = sys.argv[1], sys.argv[2]
+if how == "import":
+    __import__(module)
+else:  # as `python -m module --help`
+    sys.argv = [module, "--help"]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("module,how", [
+    ("recipes.image_classification", "import"),
+    ("recipes.image_classification", "-m"),
+    ("tuning", "import"),
+    ("bench.layers", "-m"),
+])
+def test_entry_points_set_tensorflow_environment_first(module, how):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_CPP_MIN_LOG_LEVEL")}
+    env.update(KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, module, how],
+                          cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.strip() == "at tensorflow import: 0 3", (
+        proc.stdout + proc.stderr[-2000:])
+
+
+def _write_run(path, config, history_rows=0, metrics=None):
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps(config))
+    if history_rows:
+        (path / "history.csv").write_text(
+            "epoch,loss\n" + "".join(f"{i},1.0\n" for i in range(history_rows)))
+    if metrics is not None:
+        (path / "metrics.json").write_text(json.dumps(metrics))
+
+
+def test_report_lists_unfinished_runs_with_how_to_resume_or_remove(
+        tmp_path, capsys):
+    name = "image-classification"
+    recipe = get_recipe(name)
+    root = tmp_path / "runs"
+    config = {"recipe": name, **recipe.config_class(
+        output_dir="elsewhere", epochs=3).to_dict()}
+    finished, abandoned, training = (root / name / stamp for stamp in (
+        "20250101-090000", "20250101-100000", "20250101-110000"))
+    _write_run(finished, config, 3, {"test_accuracy": 0.9})
+    _write_run(abandoned, config, history_rows=2)
+    _write_run(training, config)
+    with _flocked(training / "run.lock"):
+        code, out, err = run_cli(capsys, ["report", str(root)])
+        resumed = _resumed_by(recipe, out)
+    assert code == 0, err
+    assert "1 finished and 2 unfinished runs" in out
+    assert f"newest finished: {finished}" in out
+    assert f"{abandoned}: 2 epochs done, abandoned" in out
+    assert f"{training}: 0 epochs done, being trained by process " \
+           f"{os.getpid()}" in out
+    assert f"remove: rm -r {abandoned}\n" in out
+    assert resumed == str(abandoned)
+
+
+@contextlib.contextmanager
+def _flocked(path):
+    """Hold `path` as a live run would: an flock on another open file."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT)
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _resumed_by(recipe, report):
+    """The run directory that the report's only `resume:` command picks
+    up (from any working directory: it names the output directory)."""
+    commands = [line.split("resume: ")[1] for line in report.splitlines()
+                if "resume: " in line]
+    assert len(commands) == 1, report  # none for the run being trained
+    argv = shlex.split(commands[0])
+    assert argv[:3] == ["dlrecipes", "run", recipe.name]
+    args = _run_parser(recipe).parse_args(argv[3:])
+    config = resolve_config(recipe.config_class, args)
+    return rundir.find_resumable(
+        os.path.join(config.output_dir, recipe.name), config.to_dict())
+
+
+def test_report_escapes_control_characters(tmp_path, capsys):
+    run = tmp_path / "run"
+    _write_run(run, {"epochs": 1}, 1, {
+        "test_accuracy\x1b[2J": 0.5, "backend": "\x1b]0;owned\x07jax"})
+    code, out, _ = run_cli(capsys, ["report", str(run)])
+    assert code == 0
+    assert "\x1b" not in out and "\x07" not in out
+    assert "test_accuracy\\x1b[2J" in out and "\\x1b]0;owned\\x07jax" in out
+
+
+@pytest.mark.skipif(not hasattr(dlrecipes, "BACKEND_PROBLEM"),
+                    reason="needs dlrecipes/__init__.py to skip importing "
+                    "Keras when backend_problem() names a problem")
+@pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
+                    reason="torch is installed")
+@pytest.mark.parametrize("argv", [["list"], ["run", "image-classification",
+                                             "--help"]])
+def test_missing_backend_is_one_line_in_a_fresh_process(argv):
+    env = dict(os.environ, KERAS_BACKEND="torch", PYTHONPATH=ROOT)
+    code = f"from dlrecipes.cli import main; raise SystemExit(main({argv!r}))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: KERAS_BACKEND=torch, but torch is not installed: pip install "
+        "torch (or unset KERAS_BACKEND to use tensorflow)"]

@@ -7,7 +7,7 @@ import pytest
 
 from dlrecipes.errors import UsageError
 from dlrecipes.training import rundir
-from test_locks import hold_lock
+from test_locks import _fresh_keras_state, hold_lock  # noqa: F401
 
 pytestmark = pytest.mark.backends
 
@@ -66,3 +66,29 @@ def test_unwritable_output_directory(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UsageError, match="cannot create output directory"):
         rundir.create_run_dir(str(blocker / "runs"), "r", {}, resume=False)
+
+
+def test_resume_ignores_fields_that_do_not_change_the_model(tmp_path):
+    # Killed with --verbose 1 in `runs`, restarted with --verbose 0 and the
+    # same directory spelled `./runs`: the same training, resumed.
+    killed = {"epochs": 3, "verbose": 1, "output_dir": "runs"}
+    run, _ = rundir.create_run_dir(str(tmp_path), "r", killed, resume=False)
+    rundir.unlock(run)
+    recipe_dir = str(tmp_path / "r")
+    again = {"epochs": 3, "verbose": 0, "output_dir": "./runs"}
+    assert rundir.find_resumable(recipe_dir, again) == run
+    assert rundir.find_resumable(recipe_dir, {**again, "epochs": 4}) is None
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o007])
+def test_run_files_follow_the_umask(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        run, _ = rundir.create_run_dir(str(tmp_path), "r", {}, resume=False)
+        rundir.atomic_write_bytes(os.path.join(run, "curves.png"), b"png")
+    finally:
+        os.umask(old)
+    rundir.unlock(run)
+    for name in ("config.json", "curves.png"):
+        mode = os.stat(os.path.join(run, name)).st_mode & 0o777
+        assert mode == 0o666 & ~umask, (name, oct(mode))

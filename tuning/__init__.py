@@ -14,7 +14,12 @@ GridSearch, Hyperband and BayesianOptimization; `dlrecipes tune` is
 `tuning.cli`.
 """
 
-from tuning.space import (  # noqa: F401
+import dlrecipes  # noqa: F401  (first: TensorFlow's environment, see recipes)
+from dlrecipes.cli import require_backend
+
+require_backend()  # an uninstalled backend: one clear ImportError
+
+from tuning.space import (  # noqa: F401,E402
     Boolean, Choice, Float, Int, search_space)
 
 

@@ -100,21 +100,18 @@ def resolve_search(recipe, args):
     """(search, directory, overwrite) from parsed arguments."""
     import dataclasses
 
-    from dlrecipes.config import config_from_dict, load_config_file
+    from dlrecipes.config import config_from_dict, read_config_file
     from tuning import runner, space as space_lib
 
     config_class = recipe.config_class
     names = {f.name for f in dataclasses.fields(config_class)}
     file_values = {}
     if args.config_file:
-        file_values = load_config_file(args.config_file)
-        file_values.pop("recipe", None)
+        file_values = read_config_file(args.config_file, config_class)
     flag_values = {k: v for k, v in vars(args).items() if k in names}
     set_values = parse_sets(args.set, config_class)
     space = space_lib.search_space(recipe)
     if args.space:
-        if not os.path.isfile(args.space):
-            raise UsageError(f"--space: file not found: {args.space}")
         space, space_fixed = space_lib.apply_overrides(
             space, space_lib.load_space_file(args.space), config_class,
             source=args.space)

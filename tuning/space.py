@@ -128,8 +128,7 @@ class _Range:
         t = self._type
         for name in ("min", "max"):
             v = getattr(self, name)
-            if _kind(v) not in ((int,) if t is int else (int, float)) or (
-                    not math.isfinite(v)):
+            if not self._is_value(v):
                 raise ValueError(f"`{name}` must be a finite "
                                  f"{t.__name__}. Received: {name}={v!r}")
             object.__setattr__(self, name, t(v))
@@ -151,7 +150,12 @@ class _Range:
                 raise ValueError("with log sampling `step` is a factor and "
                                  f"must be > 1. Received: step={self.step}")
         if self.grid is not None:
-            grid = tuple(t(v) for v in self.grid)
+            grid = self.grid if isinstance(self.grid, (tuple, list)) \
+                else (self.grid,)
+            if not all(self._is_value(v) for v in grid):
+                raise ValueError(f"`grid` must be a list of {t.__name__}s. "
+                                 f"Received: grid={self.grid!r}")
+            grid = tuple(t(v) for v in grid)
             if not grid:
                 raise ValueError("`grid` must not be empty. Received: grid=()")
             bad = [v for v in grid if not self.min <= v <= self.max]
@@ -159,11 +163,19 @@ class _Range:
                 raise ValueError(f"`grid` values must lie in [{self.min}, "
                                  f"{self.max}]. Received: grid={grid!r}")
             object.__setattr__(self, "grid", grid)
+        if self.default is not None and not self._is_value(self.default):
+            raise ValueError(f"`default` must be a {t.__name__}. "
+                             f"Received: default={self.default!r}")
         if self.default is not None and not (
                 self.min <= self.default <= self.max):
             raise ValueError(f"`default` must lie in [{self.min}, "
                              f"{self.max}]. Received: default={self.default}")
         object.__setattr__(self, "when", _check_when(self.when))
+
+    def _is_value(self, value):
+        """A finite number of this range's type (an int also for floats)."""
+        allowed = (int,) if self._type is int else (int, float)
+        return _kind(value) in allowed and math.isfinite(value)
 
     def grid_values(self):
         """The discrete values grid search enumerates, or None."""
@@ -219,6 +231,9 @@ class Boolean:
     when: tuple = None
 
     def __post_init__(self):
+        if self.default is not None and not isinstance(self.default, bool):
+            raise ValueError("`default` must be true or false. "
+                             f"Received: default={self.default!r}")
         object.__setattr__(self, "when", _check_when(self.when))
 
     values = (False, True)
@@ -329,43 +344,83 @@ def apply_overrides(space, overrides, config_class, source="--space"):
 
 _TABLE_KEYS = ("type", "values", "min", "max", "sampling", "step", "default",
                "grid")
+# The keys each kind of table takes ("range": an int or float range).
+_KIND_KEYS = {"choice": ("type", "values", "default", "grid"),
+              "bool": ("type", "default"),
+              "range": ("type", "min", "max", "sampling", "step", "default",
+                        "grid")}
 
 
-def _from_table(name, raw, old, field_type, when):
-    unknown = sorted(set(raw) - set(_TABLE_KEYS))
-    if unknown:
-        raise ValueError(f"unknown key {unknown[0]!r}; valid keys: "
-                         f"{', '.join(_TABLE_KEYS)}")
+def _table_kind(raw, old, field_type):
+    """"choice", "bool", "int" or "float": what a `--space` table declares."""
     kind = raw.get("type")
     if kind is not None and kind not in SPECS:
         raise ValueError(f"unknown type {kind!r}; valid types: "
                          f"{', '.join(SPECS)}")
     if "values" in raw or kind == "choice":
-        if "values" not in raw:
-            raise ValueError("a choice needs `values`")
-        grid = raw.get("grid")
-        return Choice(tuple(raw["values"]), default=raw.get("default"),
-                      when=when, grid=tuple(grid) if grid else None)
+        return "choice"
     if kind == "bool" or (kind is None and field_type is bool):
+        return "bool"
+    if kind is not None:
+        return kind
+    if isinstance(old, (Float, Int)):
+        return "int" if isinstance(old, Int) else "float"
+    if field_type is str:
+        raise ValueError("a text field takes a list of values (e.g. "
+                         "[\"a\", \"b\"]) or one value, not a range. "
+                         f"Received: {raw!r}")
+    return "int" if field_type is int else "float"
+
+
+def _check_table_keys(raw, kind):
+    unknown = sorted(set(raw) - set(_TABLE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key {unknown[0]!r}; valid keys: "
+                         f"{', '.join(_TABLE_KEYS)}")
+    valid = _KIND_KEYS.get(kind, _KIND_KEYS["range"])
+    extra = sorted(set(raw) - set(valid))
+    if extra:
+        raise ValueError(f"a {kind} takes only {', '.join(valid)}; "
+                         f"{extra[0]!r} does not apply. Received: {raw!r}")
+
+
+def _from_table(name, raw, old, field_type, when):
+    kind = _table_kind(raw, old, field_type)
+    _check_table_keys(raw, kind)
+    if kind == "choice":
+        if "values" not in raw:
+            raise ValueError("a choice needs `values`, a list. "
+                             f"Received: {raw!r}")
+        return Choice(raw["values"], default=raw.get("default"), when=when,
+                      grid=raw.get("grid"))
+    if kind == "bool":
         return Boolean(default=raw.get("default"), when=when)
-    if kind is None:
-        if isinstance(old, (Float, Int)):
-            kind = "int" if isinstance(old, Int) else "float"
-        else:
-            kind = "int" if field_type is int else "float"
     cls = SPECS[kind]
     base = dataclasses.asdict(old) if isinstance(old, cls) else {}
     base.pop("when", None)
     params = {**base, **{k: v for k, v in raw.items() if k != "type"}}
+    missing = [k for k in ("min", "max") if k not in params]
+    if missing:
+        raise ValueError(
+            f"a range needs both `min` and `max` ({name} has no declared "
+            f"{kind} range to narrow), e.g. {name} = {{min = 1, max = 10}}; "
+            f"or give a list of values. Received: {raw!r}")
     if isinstance(old, cls) and ("min" in raw or "max" in raw) and \
             "grid" not in raw and params.get("grid") is not None:
         lo, hi = params["min"], params["max"]
-        params["grid"] = tuple(v for v in params["grid"] if lo <= v <= hi) \
-            or None
-    if isinstance(old, cls) and params.get("default") is not None and not (
-            params["min"] <= params["default"] <= params["max"]):
+        params["grid"] = tuple(v for v in params["grid"]
+                               if _in_range(v, lo, hi)) or None
+    if isinstance(old, cls) and "default" not in raw and \
+            params.get("default") is not None and \
+            not _in_range(params["default"], params["min"], params["max"]):
         params["default"] = None
     return cls(when=when, **params)
+
+
+def _in_range(value, lo, hi):
+    """`lo <= value <= hi` for numbers; False for anything else."""
+    numeric = all(_kind(v) in (int, float) for v in (value, lo, hi))
+    return numeric and lo <= value <= hi
 
 
 def resolve(space, base_config, fixed=()):
@@ -549,8 +604,9 @@ def from_json(entries):
 
 
 def load_space_file(path):
-    """Read a --space TOML/JSON file into a dict (UsageError if unreadable)."""
-    return load_config_file(path)
+    """Read a --space TOML/JSON file into a dict (UsageError if missing,
+    not a regular file, or unreadable)."""
+    return load_config_file(path, flag="--space")
 
 
 def describe(space):

@@ -30,6 +30,10 @@ from dlrecipes.data import embedded
 from dlrecipes.errors import UsageError
 
 _MISSING = ("", "na", "nan", "n/a", "null", "none", "-", "?")
+# The largest magnitude a series value may have: standardization and the
+# RMSE square differences of values, which overflow float64 (1.8e308)
+# beyond about 1.3e154.
+MAX_ABS_VALUE = 1e150
 
 
 @dataclasses.dataclass
@@ -103,6 +107,24 @@ def _is_missing(text):
     return text.strip().lower() in _MISSING
 
 
+def _parse_value(cell, where, place):
+    """A CSV cell as a float within +-MAX_ABS_VALUE, or UsageError naming
+    the file (`where`), the column and line (`place`) and the valid range."""
+    if _is_missing(cell):
+        raise UsageError(f"{where}: missing value {place}")
+    try:
+        value = float(cell)
+    except ValueError:
+        raise UsageError(f"{where}: non-numeric value {cell.strip()!r} "
+                         f"{place}") from None
+    if not math.isfinite(value) or abs(value) > MAX_ABS_VALUE:
+        raise UsageError(f"{where}: value {cell.strip()!r} {place} is "
+                         f"outside the finite range a series may take, "
+                         f"[-{MAX_ABS_VALUE:g}, {MAX_ABS_VALUE:g}]; rescale "
+                         "the column")
+    return value
+
+
 def load_csv(path, column="", time_column=""):
     """One numeric column of a CSV file with a header row.
 
@@ -114,8 +136,9 @@ def load_csv(path, column="", time_column=""):
 
     Raises:
         UsageError: the file is missing or unreadable, a column does not
-            exist, or a value is missing or not a finite number (the message
-            names the line of the file, the header being line 1).
+            exist, or a value is missing, not a number or beyond
+            +-MAX_ABS_VALUE (the message names the line of the file, the
+            header being line 1).
     """
     where = f"--dataset csv:{path}"
     if not os.path.isfile(path):
@@ -151,17 +174,8 @@ def load_csv(path, column="", time_column=""):
         if not row or not any(cell.strip() for cell in row):
             continue  # blank line (e.g. at the end of the file)
         cell = row[col] if col < len(row) else ""
-        if _is_missing(cell):
-            raise UsageError(f"{where}: missing value in column {column!r} "
-                             f"at line {line}")
-        try:
-            value = float(cell)
-        except ValueError:
-            value = None
-        if value is None or not math.isfinite(value):
-            raise UsageError(f"{where}: non-numeric value {cell.strip()!r} "
-                             f"in column {column!r} at line {line}")
-        values.append(value)
+        values.append(_parse_value(cell, where, f"in column {column!r} at "
+                                               f"line {line}"))
         if tcol is not None:
             times.append(row[tcol].strip() if tcol < len(row) else "")
     if not values:

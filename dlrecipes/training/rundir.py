@@ -8,12 +8,16 @@ run again (same resolved config) finds it and resumes from its
 directory from being picked up by a second process.
 """
 
+import csv
+import dataclasses
 import datetime
+import glob
 import json
 import os
+import secrets
 import shutil
-import tempfile
 
+from dlrecipes.config import PRESENTATION_FIELDS
 from dlrecipes.errors import UsageError
 from dlrecipes.training import locks
 
@@ -21,11 +25,30 @@ FINISHED_MARKER = "metrics.json"
 LOCK = "run.lock"
 
 
+def _create_temporary(directory, suffix):
+    """An exclusive new `.tmp-*` file in `directory`: `(fd, path)`.
+
+    Unlike `tempfile.mkstemp` (always 0600) the file gets the mode any new
+    file gets, 0666 less the user's umask, like `model.keras` (which Keras
+    writes): every file of a run directory follows one policy.
+    """
+    while True:
+        path = os.path.join(directory,
+                            f".tmp-{secrets.token_hex(6)}-{suffix}")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                           0o666), path
+        except FileExistsError:
+            continue
+
+
 def atomic_write_bytes(path, data):
-    """Write `data` to `path` via a temporary file and `os.replace`."""
+    """Write `data` to `path` via a temporary file and `os.replace`.
+
+    The file's mode follows the umask (0666 & ~umask), as for any new file.
+    """
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                               suffix=os.path.basename(path))
+    fd, tmp = _create_temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -51,26 +74,102 @@ def is_finished(run_dir):
     return os.path.isfile(os.path.join(run_dir, FINISHED_MARKER))
 
 
-def find_resumable(recipe_dir, config_dict):
-    """The newest unfinished, unlocked run of the same config, or None."""
+def _training_settings(config_dict, ignore):
+    """`config_dict` as JSON would store it, without the `recipe` key and
+    the fields in `ignore`."""
+    values = json.loads(json.dumps(config_dict, default=str))
+    return {k: v for k, v in values.items()
+            if k != "recipe" and k not in ignore}
+
+
+def _read_config(run_dir):
+    """A run directory's `config.json` as a dict, or None if unreadable."""
+    try:
+        with open(os.path.join(run_dir, "config.json")) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
+def find_resumable(recipe_dir, config_dict, ignore=PRESENTATION_FIELDS):
+    """The newest unfinished, unlocked run of the same config, or None.
+
+    Args:
+        recipe_dir: `runs/<recipe>`.
+        config_dict: the new run's resolved config.
+        ignore: fields that do not change the trained model (verbosity,
+            output directory): a run killed under one value resumes under
+            another.
+    """
     if not os.path.isdir(recipe_dir):
         return None
+    wanted = _training_settings(config_dict, ignore)
     for name in sorted(os.listdir(recipe_dir), reverse=True):
         run_dir = os.path.join(recipe_dir, name)
-        cfg_path = os.path.join(run_dir, "config.json")
-        if not os.path.isfile(cfg_path) or is_finished(run_dir):
+        if not os.path.isfile(os.path.join(run_dir, "config.json")) or \
+                is_finished(run_dir):
             continue
         if locks.held_by_other(os.path.join(run_dir, LOCK)):
             continue
-        try:
-            with open(cfg_path) as f:
-                saved = json.load(f)
-        except (OSError, ValueError):
-            continue
-        saved.pop("recipe", None)
-        if saved == json.loads(json.dumps(config_dict, default=str)):
+        saved = _read_config(run_dir)
+        if saved is not None and \
+                _training_settings(saved, ignore) == wanted:
             return run_dir
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RunStatus:
+    """What `dlrecipes report` says about a run directory.
+
+    Attributes:
+        path: the run directory.
+        recipe: its recipe (from `config.json`, else the parent folder).
+        finished: `metrics.json` exists.
+        epochs_done: rows of `history.csv` (epochs trained so far).
+        owner: pid of the live process training it, 0 if that process is
+            unknown, None if no live process holds its lock.
+    """
+
+    path: str
+    recipe: str
+    finished: bool
+    epochs_done: int
+    owner: int = None
+
+
+def _epochs_done(run_dir):
+    try:
+        with open(os.path.join(run_dir, "history.csv"), newline="") as f:
+            return max(sum(1 for row in csv.reader(f) if row) - 1, 0)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return 0
+
+
+def run_status(run_dir):
+    """The `RunStatus` of a directory holding `config.json`."""
+    saved = _read_config(run_dir) or {}
+    recipe = saved.get("recipe")
+    if not isinstance(recipe, str):
+        recipe = os.path.basename(os.path.dirname(os.path.abspath(run_dir)))
+    lock_path = os.path.join(run_dir, LOCK)
+    owner = None
+    if locks.held_by_other(lock_path):
+        owner = locks._read_pid(lock_path)  # the pid the owner wrote
+    return RunStatus(run_dir, recipe, is_finished(run_dir),
+                     _epochs_done(run_dir), owner)
+
+
+def runs_under(root):
+    """`RunStatus` of every run directory one or two levels below `root`
+    (a recipe directory `runs/<recipe>` or a runs root `runs`), by path."""
+    found = set()
+    for depth in (1, 2):
+        pattern = [glob.escape(root)] + ["*"] * depth + ["config.json"]
+        found.update(os.path.dirname(p) for p in
+                     glob.glob(os.path.join(*pattern)))
+    return [run_status(d) for d in sorted(found)]
 
 
 def _check_writable(path):
