@@ -76,6 +76,7 @@ import warnings
 import keras
 import numpy as np
 
+from dlrecipes.paths import check_file
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.data import series as ts
 from dlrecipes.errors import UsageError, choices_message
@@ -133,8 +134,7 @@ class TimeseriesForecastingConfig(TrainConfig):
             if not path:
                 raise UsageError("--dataset csv:PATH needs a file path. "
                                  f"Received: dataset={self.dataset!r}")
-            if not os.path.isfile(path):
-                raise UsageError(f"--dataset csv:{path}: file not found")
+            check_file(path, "--dataset", "csv:PATH naming a CSV file")
         elif self.dataset in LOADERS:
             for name in ("column", "time_column"):
                 if getattr(self, name):

@@ -67,12 +67,14 @@ if kill_at == "saving-backup":
 
 if kill_at == "saving-model":
     # Dies in the middle of writing the second epoch's model.keras (half a
-    # file under the temporary name).
+    # file under the temporary name; the backups are `.keras` files too).
     save = keras.Model.save
     count = [0]
     def save_half_then_die(self, path, *args, **kwargs):
-        count[0] += 1
         save(self, path, *args, **kwargs)
+        if os.path.basename(path) != ".tmp-model.keras":
+            return
+        count[0] += 1
         if count[0] == 2:
             with open(path, "r+b") as f:
                 f.truncate(os.path.getsize(path) // 2)

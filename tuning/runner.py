@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 
-from dlrecipes.config import config_from_dict
+from dlrecipes.config import PRESENTATION_FIELDS, config_from_dict
 from dlrecipes.errors import RunError, UsageError, choices_message
 from dlrecipes.training import locks
 from dlrecipes.training.rundir import (atomic_write_bytes, atomic_write_json,
@@ -198,7 +198,7 @@ class Search:
     def identity(self):
         """What makes two searches the same (hashed into the default id)."""
         base = space_lib.config_dict(self.base)
-        for volatile in ("output_dir", "verbose"):
+        for volatile in PRESENTATION_FIELDS:
             base.pop(volatile, None)
         ident = {"recipe": self.recipe.name, "tuner": self.tuner,
                  "space": space_lib.to_json(self.space), "base": base,

@@ -4,16 +4,54 @@ These write the run directory and are not meant for reuse in user models,
 so they live here rather than in `dlrecipes.callbacks`.
 """
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
 import os
+import shutil
 
 import keras
 import numpy as np
 
+from dlrecipes.errors import RunError
 from dlrecipes.training.rundir import atomic_write_json, atomic_write_text
+
+# "No space left on device" and "disk quota exceeded".
+DISK_FULL = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def disk_full_message(path):
+    """The one line a full disk while writing `path` ends a run with."""
+    return (f"disk full while writing {path}; free space and run the same "
+            "command again to resume")
+
+
+@contextlib.contextmanager
+def writing(path, temporary=None):
+    """Guards the writing of `path` (through `temporary`, if given).
+
+    If the write fails, `temporary` (a file or a folder) is removed, so a
+    failed write leaves nothing half-written and frees its space; a full
+    disk becomes one `RunError` line that names `path`.
+    """
+    try:
+        yield
+    except BaseException as e:
+        if temporary is not None:
+            _remove(temporary)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            raise RunError(disk_full_message(path)) from e
+        raise
+
+
+def _remove(path):
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.unlink(path)
 
 
 def current_learning_rate(optimizer):
@@ -85,7 +123,8 @@ class HistoryWriter(keras.callbacks.Callback):
         writer = csv.DictWriter(buf, fieldnames=keys, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write_text(self.path, buf.getvalue())
+        with writing(self.path):
+            atomic_write_text(self.path, buf.getvalue())
 
 
 class BestCheckpoint(keras.callbacks.Callback):
@@ -125,9 +164,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         if math.isnan(value) or not finite_loss(logs) or \
                 not self._improved(value):
             return
+        # `.keras` saving writes its HDF5 part in memory and the file with
+        # Python's own writes: a full disk raises a clean `OSError`.
         tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
-        self.model.save(tmp)
-        os.replace(tmp, self.path)
+        with writing(self.path, temporary=tmp):
+            self.model.save(tmp)
+            os.replace(tmp, self.path)
         self.best, self.best_epoch = value, epoch
-        atomic_write_json(self.state_path, {"best": value, "epoch": epoch,
-                                            "monitor": self.monitor})
+        with writing(self.state_path):
+            atomic_write_json(self.state_path, {
+                "best": value, "epoch": epoch, "monitor": self.monitor})

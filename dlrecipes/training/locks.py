@@ -19,7 +19,7 @@ except ImportError:  # not POSIX: fall back to the pid check alone
 _held = {}  # absolute path -> open file descriptor
 
 
-def _read_pid(path):
+def owner_pid(path):
     try:
         with open(path) as f:
             return int(f.read().strip() or 0)
@@ -45,19 +45,19 @@ def acquire(path, what):
     if path in _held:
         return
     if fcntl is None:
-        pid = _read_pid(path)
+        pid = owner_pid(path)
         if pid and pid != os.getpid() and _pid_alive(pid):
             raise _in_use(what, pid)
         _write_pid_file(path)
         _held[path] = None
         return
     for _ in range(10):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise _in_use(what, _read_pid(path)) from None
+            raise _in_use(what, owner_pid(path)) from None
         # The file may have been unlinked by its previous owner between our
         # open and flock: then we hold a lock on a dead inode. Retry.
         try:
@@ -72,7 +72,7 @@ def acquire(path, what):
         os.fsync(fd)
         _held[path] = fd
         return
-    raise _in_use(what, _read_pid(path))
+    raise _in_use(what, owner_pid(path))
 
 
 def release(path):
@@ -95,7 +95,7 @@ def held_by_other(path):
     if path in _held or not os.path.exists(path):
         return False
     if fcntl is None:
-        pid = _read_pid(path)
+        pid = owner_pid(path)
         return bool(pid) and pid != os.getpid() and _pid_alive(pid)
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -13,11 +13,12 @@ import warnings
 import keras
 import numpy as np
 
-from dlrecipes.errors import UsageError
+from dlrecipes.errors import RunError, UsageError
 from dlrecipes.saving import load_model
 from dlrecipes.training import plots
-from dlrecipes.training.callbacks import (BestCheckpoint, HistoryWriter,
-                                          StopOnNaN)
+from dlrecipes.training.callbacks import (DISK_FULL, BestCheckpoint,
+                                          HistoryWriter, StopOnNaN,
+                                          disk_full_message)
 from dlrecipes.training.distribute import (Distribution, initialize_cluster,
                                           jit_under_jax)
 from dlrecipes.training.optimizers import make_optimizer
@@ -215,6 +216,11 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
 
     Returns:
         `RunResult(run_dir, metrics, model, history)`.
+
+    Raises:
+        RunError: training saved no model (a loss that diverged in the
+            first epoch), or the disk filled up. A run directory without a
+            saved model is removed; one with a model is kept, to resume.
     """
     started = time.time()
     # Joins a multi-process job (JAX) before anything touches a device.
@@ -277,15 +283,14 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         dist.close()
         if not cluster.is_chief:
             return RunResult(None, dist.worker_result(rows), model, rows)
-        if os.path.isfile(os.path.join(run_dir, "model.keras")):
-            # Evaluation needs the loss and metrics, not the optimizer
-            # state (which a two-phase recipe saves for another phase).
-            model = load_model(os.path.join(run_dir, "model.keras"),
-                               compile=False)
-            model.compile(**recipe.compile_kwargs(config, data))
-        elif cluster.multi_process:
-            raise RuntimeError("training saved no model (a NaN loss in the "
-                               "first epoch?)")
+        if not os.path.isfile(os.path.join(run_dir, "model.keras")):
+            raise RunError(no_model_message(rows, monitor, config))
+        warn_if_diverged(rows, best.best_epoch)
+        # Evaluation needs the loss and metrics, not the optimizer state
+        # (which a two-phase recipe saves for another phase).
+        model = load_model(os.path.join(run_dir, "model.keras"),
+                           compile=False)
+        model.compile(**recipe.compile_kwargs(config, data))
         test_logs = model.evaluate(verbose=0, return_dict=True,
                                    **_fit_args(data.test, config))
         metrics = {f"test_{k}": _scalar(v) for k, v in test_logs.items()}
@@ -310,13 +315,17 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         })
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         backup.remove()  # kept until the results are safe
-    except BaseException:
-        # A new run that failed before its first epoch ended (a model that
-        # does not build, weights that cannot be downloaded) leaves nothing
-        # behind; anything later stays, to be resumed.
-        if cluster.is_chief and not resumed and not os.path.exists(
-                os.path.join(run_dir, "history.csv")):
+    except BaseException as e:
+        # A run that saved no model (one that failed before its first epoch
+        # ended: a model that does not build, weights that cannot be
+        # downloaded, a loss that diverged at once) has nothing to resume
+        # and leaves nothing behind; anything later stays, to be resumed.
+        if cluster.is_chief and not os.path.exists(
+                os.path.join(run_dir, "model.keras")):
             discard(run_dir)
+        if isinstance(e, OSError) and e.errno in DISK_FULL:
+            raise RunError(disk_full_message(
+                e.filename or f"in {run_dir}")) from e
         raise
     finally:
         dist.close()
@@ -325,6 +334,42 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     if print_summary and config.verbose:
         print_run_summary(run_dir, metrics)
     return RunResult(run_dir, metrics, model, rows)
+
+
+def _diverged(rows):
+    """(1-based epoch, loss) of the first row whose loss is NaN or infinite,
+    or None. Rows read back from `history.csv` hold strings."""
+    for row in rows:
+        loss = float(row.get("loss", 0.0))
+        if not math.isfinite(loss):
+            return int(row["epoch"]) + 1, loss
+    return None
+
+
+def no_model_message(rows, monitor, config):
+    """Why a run ended with no `model.keras`, and what to try."""
+    diverged = _diverged(rows)
+    if diverged is None:
+        return f"no epoch gave a finite {monitor}, so no model was saved"
+    epoch, loss = diverged
+    return (f"the loss diverged ({loss}) at epoch {epoch}, before any model "
+            "was saved; try a lower --learning-rate (now "
+            f"{config.learning_rate:g}) or --clipnorm (e.g. 1.0)")
+
+
+def warn_if_diverged(rows, best_epoch):
+    """One warning line when training stopped on a NaN/inf loss after a
+    saved epoch: the run goes on with the model saved before."""
+    diverged = _diverged(rows)
+    if diverged is None:
+        return
+    epoch, loss = diverged
+    saved = "the last saved model" if best_epoch is None else \
+        f"the model of epoch {best_epoch + 1}"
+    warnings.warn(f"the loss diverged ({loss}) at epoch {epoch}; training "
+                  f"stopped there and {saved} is evaluated (a lower "
+                  "--learning-rate or --clipnorm may train further)",
+                  stacklevel=3)
 
 
 def print_run_summary(run_dir, metrics, file=None):

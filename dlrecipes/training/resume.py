@@ -9,7 +9,11 @@ in a different order than it would have. Here:
 - `EpochBackup` writes each epoch's state (model and optimizer variables,
   the epoch, the state of `EarlyStopping`/`ReduceLROnPlateau`) into a fresh
   folder and renames it into place, so a backup is either whole or absent;
-  the newest whole one is restored.
+  the newest whole one is restored. The variables go to a `.keras` archive,
+  whose HDF5 part Keras builds in memory: a full disk fails a plain Python
+  write with a clean `OSError`. (`save_weights` to a `.weights.h5` path has
+  HDF5 write the file itself: on a full disk its failed flush crashes the
+  interpreter, in `h5py.File.close` or at exit.)
 - `EpochArrays` feeds `(x, y)` arrays in an order drawn from `(seed,
   epoch)` alone, so epoch 5 sees the same batches whether or not the run
   was interrupted at epoch 3.
@@ -29,10 +33,11 @@ import shutil
 import keras
 import numpy as np
 
-from dlrecipes.training.callbacks import finite_loss
+from dlrecipes.training.callbacks import finite_loss, writing
 from dlrecipes.training.rundir import atomic_write_json
 
-WEIGHTS = "state.weights.h5"
+WEIGHTS = "state.keras"
+OLD_WEIGHTS = "state.weights.h5"  # backups of earlier versions: still read
 STATE = "state.json"
 
 # The callbacks whose counters decide when training stops or the learning
@@ -121,7 +126,10 @@ class EpochBackup(keras.callbacks.Callback):
         optimizer = self.model.optimizer
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(os.path.join(path, WEIGHTS))
+        weights = os.path.join(path, WEIGHTS)
+        if not os.path.isfile(weights):
+            weights = os.path.join(path, OLD_WEIGHTS)
+        self.model.load_weights(weights)
         state = self.state()
         if state.get("phase", 0) != self.phase:
             return
@@ -138,17 +146,11 @@ class EpochBackup(keras.callbacks.Callback):
         final = os.path.join(self.directory, f"epoch-{epoch + 1:04d}")
         tmp = os.path.join(self.directory, f".tmp-epoch-{epoch + 1:04d}")
         shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(tmp)
-        self.model.save_weights(os.path.join(tmp, WEIGHTS))
-        atomic_write_json(os.path.join(tmp, STATE), {
-            "epoch": epoch + 1,
-            "phase": self.phase,
-            "stopped": bool(self.model.stop_training),
-            "diverged": not finite_loss(logs),
-            "callbacks": {str(i): {name: _to_json(getattr(cb, name))
-                                   for name in self._names(cb)}
-                          for i, cb in enumerate(self.callbacks_to_restore)},
-        })
+        with writing(final, temporary=tmp):
+            os.makedirs(tmp)
+            self.model.save(os.path.join(tmp, WEIGHTS))
+            atomic_write_json(os.path.join(tmp, STATE),
+                              self._state(epoch, logs))
         if os.path.isdir(final):  # left by an earlier attempt at this epoch
             shutil.rmtree(final)
         os.rename(tmp, final)
@@ -156,6 +158,17 @@ class EpochBackup(keras.callbacks.Callback):
             old = os.path.join(self.directory, name)
             if old != final:
                 shutil.rmtree(old, ignore_errors=True)
+
+    def _state(self, epoch, logs):
+        return {
+            "epoch": epoch + 1,
+            "phase": self.phase,
+            "stopped": bool(self.model.stop_training),
+            "diverged": not finite_loss(logs),
+            "callbacks": {str(i): {name: _to_json(getattr(cb, name))
+                                   for name in self._names(cb)}
+                          for i, cb in enumerate(self.callbacks_to_restore)},
+        }
 
     @staticmethod
     def _names(callback):

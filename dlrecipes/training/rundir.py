@@ -156,7 +156,7 @@ def run_status(run_dir):
     lock_path = os.path.join(run_dir, LOCK)
     owner = None
     if locks.held_by_other(lock_path):
-        owner = locks._read_pid(lock_path)  # the pid the owner wrote
+        owner = locks.owner_pid(lock_path)  # the pid the owner wrote
     return RunStatus(run_dir, recipe, is_finished(run_dir),
                      _epochs_done(run_dir), owner)
 
