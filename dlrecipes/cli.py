@@ -8,6 +8,7 @@ import argparse
 import os
 import shlex
 import sys
+import warnings
 
 from dlrecipes.errors import RunError, UsageError
 
@@ -288,10 +289,16 @@ def run_recipe_main(name, argv=None):
     return main(["run", name, *argv])
 
 
+def _one_line_warning(message, category, filename, lineno, line=None):
+    return f"warning: {printable(str(message))}\n"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if not debug:  # a warning is one line, `warning: ...`, no source line
+        warnings.formatwarning = _one_line_warning
     try:
         if not argv:
             raise UsageError("a command is needed; valid choices: "
