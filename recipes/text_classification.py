@@ -18,7 +18,7 @@ the model is built) is its first layer, followed by
 inside `model.keras`, which reloads with `safe_mode` on and classifies
 strings directly:
 
-    model = keras.saving.load_model("runs/.../model.keras")
+    model = dlrecipes.load_model("runs/.../model.keras")
     model.predict(np.array(["a gripping, beautifully shot film"], object))
 
 Models: `cnn1d` (1D convolutions, global max pooling), `lstm`, `gru`,
