@@ -20,7 +20,7 @@ decoded once, up front, resized to `--image-size` (default 32) and held as
 arrays: an unreadable file is skipped with one warning line (a class with
 no readable image is an error), the split is stratified with a fixed seed
 (20% test, then `--val-fraction` for validation, every class in each), a
-training set of fewer than 512 images is repeated within each epoch (so
+training set of fewer than 16 batches is repeated within each epoch (so
 40 epochs are enough steps), and a training set with fewer than 100 images
 per class prints a hint to use `dlrecipes run transfer-learning`. Batch
 norm's moving averages are shortened for runs too short to settle them.
@@ -37,17 +37,26 @@ validation, 40 epochs, AdamW with warm-up cosine, CPU):
     tests/test_quality.py: mean >= 0.995); the nearest-neighbours baseline
     reaches 0.978.
 
-A small folder (`python -m dlrecipes.data.synthetic stripes`: 3 classes of
-40 stripe images, 32 px; 86 training, 10 validation, 24 test images),
-every default, seed 0, CPU (checked by tests/test_folder.py):
+A small folder (`python -m dlrecipes.data.synthetic stripes`: horizontal,
+vertical and diagonal stripes, 40 images each, 32 px; 86 training, 10
+validation, 24 test images), every default, seed 0, CPU (checked by
+tests/test_folder.py):
 
-    see README "Recipes"
+    ResNet (default)                 test accuracy 1.000
+    3-nearest neighbours on pixels   test accuracy 0.333 (chance: 0.333)
+
+Before the folder changes above, the same folder reached 0.889 (on
+another split), and a folder of 120 shapes (`--kind shapes --size 48`)
+0.333, chance. Outlines are much harder than orientation to learn from
+scratch on so few images (not measured again with these defaults): for
+real photos, use transfer-learning.
 """
 
 import dataclasses
 import math
 import os
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -77,7 +86,7 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 FOLDER_IMAGE_SIZE = 32
 FOLDER_TEST_FRACTION = 0.2
 SMALL_PER_CLASS = 100  # fewer training images per class: a hint
-MIN_EPOCH_EXAMPLES = 512  # a smaller training set is repeated per epoch
+MIN_EPOCH_STEPS = 16  # a smaller training set is repeated within an epoch
 
 
 @register_recipe("image-classification")
@@ -191,20 +200,20 @@ def load_data(config):
         data = load_folder(config, config.dataset[len("folder:"):])
         if config.verbose:
             small_data_hint(data, config.dataset)
-        return cycle_small_train(data)
+        return cycle_small_train(data, config.batch_size)
     return _load_tfds(config)
 
 
-def cycle_small_train(data, minimum=MIN_EPOCH_EXAMPLES):
-    """Repeat a training set of fewer than `minimum` arrays' examples
-    within each epoch, so that an epoch holds at least `minimum` of them.
+def cycle_small_train(data, batch_size, min_steps=MIN_EPOCH_STEPS):
+    """Repeat a small training set (arrays) within each epoch, so that an
+    epoch holds at least `min_steps` batches.
 
     An epoch of 86 images is 3 steps of 32: 40 epochs would train for 120
-    steps, too few to learn anything from scratch. Each copy is shuffled and
-    augmented on its own; `info["train_repeats"]` records the factor.
+    steps, too few to learn anything from scratch. Each copy is shuffled
+    and augmented on its own; `info["train_repeats"]` records the factor.
     """
     x, y = data.train
-    repeats = math.ceil(minimum / len(y))
+    repeats = math.ceil(min_steps * batch_size / len(y))
     if repeats > 1:
         data.train = (np.concatenate([x] * repeats),
                       np.concatenate([y] * repeats))
@@ -265,7 +274,7 @@ def load_folder(config, path):
     """A folder with one sub-folder of images per class, as uint8 arrays.
 
     Every file is decoded once, up front, and resized to `image_size`
-    (default 64): an unreadable file (corrupt or truncated) is skipped
+    (default `FOLDER_IMAGE_SIZE`): an unreadable file (corrupt or truncated) is skipped
     with one warning line that counts them and names the first, instead of
     failing mid-training. The split is stratified with a fixed seed, as for
     digits: 20% test, then `val_fraction` of the rest for validation, each
@@ -287,7 +296,7 @@ def load_folder(config, path):
                                      config.val_fraction)
     return Data(train, val, test, input_shape=(size, size, 3),
                 num_classes=len(class_names), class_names=class_names,
-                info={"scale": 1 / 255, "flip": True, "folder": path})
+                info={"scale": 1 / 255, "flip": True})
 
 
 def list_images(path):
@@ -368,9 +377,9 @@ def _drop_unreadable(path, class_names, files, labels, x, readable):
             raise UsageError(
                 f"--dataset folder:{path}: class {name!r} has no readable "
                 f"image (first unreadable file: {first})")
-    print(f"warning: --dataset folder:{path}: skipped {len(bad)} "
-          f"unreadable image file{'s' * (len(bad) > 1)} (first: "
-          f"{files[bad[0]]})", file=sys.stderr)
+    warnings.warn(f"--dataset folder:{path}: skipped {len(bad)} "
+                  f"unreadable image file{'s' * (len(bad) > 1)} (first: "
+                  f"{files[bad[0]]})", stacklevel=3)
     return x[readable], labels[readable]
 
 
@@ -507,11 +516,12 @@ def batch_norm_momentum(total_steps, residue=0.05, default=0.99):
     `total_steps` training steps.
 
     Keras' 0.99 needs about 300 steps to forget the initial statistics
-    (mean 0, variance 1). A small folder trains for far fewer (120 images,
-    40 epochs of 32: 120 steps, 0.99 ** 120 = 30% left): the model is right
-    in training and wrong in inference (measured: 0.68 vs 0.35 accuracy).
-    Shorter runs get the momentum that leaves `residue` of the initial
-    statistics at the end; longer runs keep `default`.
+    (mean 0, variance 1). A short run stops far earlier (84 images, 40
+    epochs of 32: 120 steps, 0.99 ** 120 = 30% left) and the model is right
+    in training and wrong in inference (measured on such a folder of
+    shapes: 0.68 accuracy with batch statistics, 0.35 with the moving
+    ones). Shorter runs get the momentum that leaves `residue` of the
+    initial statistics at the end; longer runs keep `default`.
     """
     return min(default, residue ** (1 / max(1, total_steps)))
 

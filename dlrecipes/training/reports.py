@@ -40,7 +40,7 @@ def confusion(model, data, run_dir):
 
 def misclassified_titles(y, pred, class_names, limit=36):
     """Indices of the first `limit` misclassified examples and their
-    titles, `"true: <true class>\npred: <predicted class>"`."""
+    titles: `true: <true class>` over `pred: <predicted class>`."""
     wrong = np.flatnonzero(np.asarray(pred) != np.asarray(y))[:limit]
     titles = [f"true: {class_names[y[i]]}\npred: {class_names[pred[i]]}"
               for i in wrong]
