@@ -20,7 +20,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 from dlrecipes._quiet import quiet_native_stderr  # noqa: E402
-from dlrecipes.cli import backend_problem  # noqa: E402  (imports no Keras)
+from dlrecipes.backend import backend_problem  # noqa: E402  (imports no Keras)
 
 # A backend Keras cannot import (KERAS_BACKEND=torch without torch, or a
 # name Keras does not know): Keras is not imported, so that a `dlrecipes`

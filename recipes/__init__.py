@@ -7,7 +7,7 @@ TensorFlow loads, however a recipe is reached (`import recipes.x`,
 """
 
 import dlrecipes  # noqa: F401  (first: TensorFlow's environment)
-from dlrecipes.cli import require_backend
+from dlrecipes.backend import require_backend
 
 require_backend()  # an uninstalled backend: one clear ImportError
 

@@ -15,7 +15,7 @@ GridSearch, Hyperband and BayesianOptimization; `dlrecipes tune` is
 """
 
 import dlrecipes  # noqa: F401  (first: TensorFlow's environment, see recipes)
-from dlrecipes.cli import require_backend
+from dlrecipes.backend import require_backend
 
 require_backend()  # an uninstalled backend: one clear ImportError
 
