@@ -195,15 +195,11 @@ def check_kill_and_resume(kill_at, baseline, tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def test_same_seed_same_numbers_other_seed_other_numbers(baseline, tmp_path):
-    again = _run(tmp_path / "again")
+def test_other_seed_other_numbers(baseline, tmp_path):
+    """Same seed, same numbers is what every kill-and-resume test above
+    checks (a second process with the baseline's seed ends bit-identical to
+    it); a different seed must give different numbers."""
     other = _run(tmp_path / "other", seed=4)
-    assert again.returncode == 0 and other.returncode == 0
-    (again_dir,), (other_dir,) = (_run_dirs(tmp_path / "again"),
-                                  _run_dirs(tmp_path / "other"))
-    assert _numbers(again_dir) == _numbers(baseline)
-    for got, want in zip(_weights(again_dir), _weights(baseline)):
-        np.testing.assert_array_equal(got, want)
+    assert other.returncode == 0, other.stderr[-3000:]
+    (other_dir,) = _run_dirs(tmp_path / "other")
     assert _numbers(other_dir) != _numbers(baseline)
-    assert any(not np.array_equal(a, b) for a, b in
-               zip(_weights(other_dir), _weights(baseline)))
