@@ -157,9 +157,6 @@ def test_report_escapes_control_characters(tmp_path, capsys):
     assert "test_accuracy\\x1b[2J" in out and "\\x1b]0;owned\\x07jax" in out
 
 
-@pytest.mark.skipif(not hasattr(dlrecipes, "BACKEND_PROBLEM"),
-                    reason="needs dlrecipes/__init__.py to skip importing "
-                    "Keras when backend_problem() names a problem")
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None,
                     reason="torch is installed")
 @pytest.mark.parametrize("argv", [["list"], ["run", "image-classification",
