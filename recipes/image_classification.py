@@ -66,7 +66,8 @@ from dlrecipes.data import load_digits, split_arrays, stratified_split
 from dlrecipes.data.embedded import stratified_indices
 from dlrecipes.errors import UsageError, choices_message
 from dlrecipes.layers import ConvNormAct, ResidualBlock
-from dlrecipes.registry import register_recipe
+from dlrecipes.recipe import Phase, Recipe, register_recipe
+from dlrecipes.search_space import Boolean, Choice, Float, Int  # noqa: F401
 from dlrecipes.training import Data, sublayers
 
 MODELS = ("mlp", "lenet", "vgg", "resnet")
@@ -89,7 +90,6 @@ SMALL_PER_CLASS = 100  # fewer training images per class: a hint
 MIN_EPOCH_STEPS = 16  # a smaller training set is repeated within an epoch
 
 
-@register_recipe("image-classification")
 @dataclasses.dataclass(frozen=True)
 class ImageClassificationConfig(TrainConfig):
     model: str = option("resnet", "architecture", choices=MODELS)
@@ -560,6 +560,58 @@ def report(model, data, run_dir, config):
         if repeats > 1:
             metrics["train_repeats"] = repeats
     return metrics
+
+
+
+# ------------------------------------------------------------ search space
+# Names are ImageClassificationConfig fields (see `dlrecipes.search_space`).
+
+SEARCH_SPACE = {
+    "model": Choice(("mlp", "lenet", "vgg", "resnet")),
+    "width": Choice((16, 32, 64), grid=(16, 32)),
+    "stages": Choice((2, 3), when=("model", ("vgg", "resnet")), grid=(2,)),
+    "depth": Choice((1, 2), when=("model", ("mlp",) + ("vgg", "resnet"))),
+    "norm": Choice(("batch", "layer", "none"), when=("model", ("vgg", "resnet")),
+                 grid=("batch", "layer")),
+    "dropout": Float(0.0, 0.5, grid=(0.0, 0.2)),
+    "augment": Choice(("none", "light", "strong"), grid=("light",)),
+    "optimizer": Choice(("adamw", "adam", "nesterov"), grid=("adamw",)),
+    "learning_rate": Float(1e-4, 1e-2, sampling="log", grid=(1e-3, 3e-3)),
+    "weight_decay": Float(1e-6, 1e-3, sampling="log", grid=(1e-4,)),
+    "schedule": Choice(("warmup_cosine", "cosine", "constant"),
+                     grid=("warmup_cosine",)),
+    "batch_size": Choice((32, 64, 128), grid=(64,)),
+}
+
+# Fields `load_data` reads: a tuning trial that changes one reloads the data.
+DATA_FIELDS = ("dataset", "data_dir", "image_size", "classes",
+               "val_fraction", "batch_size", "seed")
+
+
+@register_recipe
+class ImageClassification(Recipe):
+    name = "image-classification"
+    config_class = ImageClassificationConfig
+    description = 'Train an image classifier on embedded digits, tfds datasets or a folder of images.'
+    objective = OBJECTIVE
+    smoke = SMOKE
+    search_space = SEARCH_SPACE
+    data_fields = DATA_FIELDS
+    datasets = DATASETS
+    tfds_datasets = tuple(TFDS_DATASETS)
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_model(self, config, data):
+        return build_model(config, data)
+
+    def compile(self, model, config, data, optimizer, **options):
+        model.compile(optimizer=optimizer, **compile_kwargs(config, data),
+                      **options)
+
+    def report(self, model, data, run_dir, config):
+        return report(model, data, run_dir, config)
 
 
 def main(argv=None):

@@ -51,7 +51,8 @@ import keras
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.data import load_digits, stratified_split
 from dlrecipes.errors import UsageError
-from dlrecipes.registry import register_recipe
+from dlrecipes.recipe import Phase, Recipe, register_recipe
+from dlrecipes.search_space import Boolean, Choice, Float, Int  # noqa: F401
 from dlrecipes.training import Data
 from recipes._sequence_models import (auto_dilations, count_examples,
                                       sequence_encoder)
@@ -62,7 +63,6 @@ OBJECTIVE = ("val_accuracy", "max")
 SMOKE = {"epochs": 1, "units": 8}
 
 
-@register_recipe("sequence-classification")
 @dataclasses.dataclass(frozen=True)
 class SequenceClassificationConfig(TrainConfig):
     model: str = option("tcn", "architecture", choices=MODELS)
@@ -194,6 +194,58 @@ def report(model, data, run_dir, config):
     from dlrecipes.training import reports
 
     return reports.confusion(model, data, run_dir)[3]
+
+
+
+# ------------------------------------------------------------ search space
+# Names are SequenceClassificationConfig fields (see `dlrecipes.search_space`).
+
+SEARCH_SPACE = {
+    "model": Choice(("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn",
+                   "transformer")),
+    "sequence": Choice(("rows", "pixels"), grid=("rows",)),
+    "units": Choice((32, 64, 128), grid=(32, 64)),
+    "num_layers": Choice((1, 2), when=("model", ("dense", "lstm", "gru",
+                                             "bilstm", "cnn1d",
+                                             "transformer"))),
+    "kernel_size": Choice((3, 5), when=("model", ("cnn1d", "tcn")), grid=(3,)),
+    "num_heads": Choice((2, 4), when=("model", ("transformer",)), grid=(4,)),
+    "dropout": Float(0.0, 0.3, grid=(0.0, 0.1)),
+    "optimizer": Choice(("adam", "adamw", "rmsprop"), grid=("adam",)),
+    "learning_rate": Float(3e-4, 1e-2, sampling="log", grid=(1e-3, 3e-3)),
+    "schedule": Choice(("constant", "cosine", "warmup_cosine"),
+                     grid=("constant",)),
+    "batch_size": Choice((32, 64, 128), grid=(64,)),
+}
+
+# Fields `load_data` reads: a tuning trial that changes one reloads the data.
+DATA_FIELDS = ("dataset", "sequence", "data_dir", "val_fraction",
+               "batch_size", "seed")
+
+
+@register_recipe
+class SequenceClassification(Recipe):
+    name = "sequence-classification"
+    config_class = SequenceClassificationConfig
+    description = 'Classify digits read as sequences (rows or pixels; embedded digits or sequential MNIST) with LSTM, GRU, BiLSTM, 1D CNN, TCN, Transformer or MLP.'
+    objective = OBJECTIVE
+    smoke = SMOKE
+    search_space = SEARCH_SPACE
+    data_fields = DATA_FIELDS
+    datasets = DATASETS
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_model(self, config, data):
+        return build_model(config, data)
+
+    def compile(self, model, config, data, optimizer, **options):
+        model.compile(optimizer=optimizer, **compile_kwargs(config, data),
+                      **options)
+
+    def report(self, model, data, run_dir, config):
+        return report(model, data, run_dir, config)
 
 
 def main(argv=None):

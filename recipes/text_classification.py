@@ -55,7 +55,8 @@ from dlrecipes.data import stratified_split
 from dlrecipes.data import text as text_data
 from dlrecipes.errors import UsageError, choices_message
 from dlrecipes.layers import TokenAndPositionEmbedding
-from dlrecipes.registry import register_recipe
+from dlrecipes.recipe import Phase, Recipe, register_recipe
+from dlrecipes.search_space import Boolean, Choice, Float, Int  # noqa: F401
 from dlrecipes.training import Data
 from recipes._sequence_models import count_examples, sequence_encoder
 
@@ -77,7 +78,6 @@ def require_tensorflow():
             f"Received: backend={keras.backend.backend()}")
 
 
-@register_recipe("text-classification")
 @dataclasses.dataclass(frozen=True)
 class TextClassificationConfig(TrainConfig):
     model: str = option("transformer", "architecture", choices=MODELS)
@@ -227,6 +227,54 @@ def build_model(config, data):
 def compile_kwargs(config, data):
     return {"loss": "sparse_categorical_crossentropy",
             "metrics": ["accuracy"]}
+
+
+
+# ------------------------------------------------------------ search space
+# Names are TextClassificationConfig fields (see `dlrecipes.search_space`).
+
+SEARCH_SPACE = {
+    "model": Choice(("cnn1d", "lstm", "gru", "bilstm", "transformer")),
+    "max_tokens": Choice((10000, 20000), grid=(20000,)),
+    "sequence_length": Choice((100, 200, 400), grid=(200,)),
+    "embedding_dim": Choice((32, 64, 128), grid=(32, 64)),
+    "units": Choice((32, 64, 128), grid=(64,)),
+    "num_layers": Choice((1, 2)),
+    "kernel_size": Choice((3, 5, 7), when=("model", ("cnn1d",)), grid=(5,)),
+    "num_heads": Choice((2, 4), when=("model", ("transformer",)), grid=(2,)),
+    "dropout": Float(0.0, 0.5, grid=(0.2,)),
+    "optimizer": Choice(("adam", "adamw"), grid=("adam",)),
+    "learning_rate": Float(1e-4, 3e-3, sampling="log", grid=(3e-4, 1e-3)),
+    "schedule": Choice(("constant", "cosine", "warmup_cosine"),
+                     grid=("constant",)),
+    "batch_size": Choice((32, 64), grid=(32,)),
+}
+
+# Fields `load_data` reads: a tuning trial that changes one reloads the data.
+DATA_FIELDS = ("dataset", "data_dir", "val_fraction", "max_tokens",
+               "batch_size", "seed")
+
+
+@register_recipe
+class TextClassification(Recipe):
+    name = "text-classification"
+    config_class = TextClassificationConfig
+    description = 'Classify raw text (imdb_reviews or a folder of .txt files) with TextVectorization inside the model and a token + position embedding.'
+    objective = OBJECTIVE
+    smoke = SMOKE
+    search_space = SEARCH_SPACE
+    data_fields = DATA_FIELDS
+    datasets = DATASETS
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_model(self, config, data):
+        return build_model(config, data)
+
+    def compile(self, model, config, data, optimizer, **options):
+        model.compile(optimizer=optimizer, **compile_kwargs(config, data),
+                      **options)
 
 
 def main(argv=None):

@@ -80,7 +80,8 @@ from dlrecipes.paths import check_file
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.data import series as ts
 from dlrecipes.errors import UsageError, choices_message
-from dlrecipes.registry import register_recipe
+from dlrecipes.recipe import Phase, Recipe, register_recipe
+from dlrecipes.search_space import Boolean, Choice, Float, Int  # noqa: F401
 from dlrecipes.training import Data
 from recipes._sequence_models import sequence_encoder, tcn_layer
 
@@ -92,7 +93,6 @@ OBJECTIVE = ("val_loss", "min")
 SMOKE = {"epochs": 1, "units": 8}
 
 
-@register_recipe("timeseries-forecasting")
 @dataclasses.dataclass(frozen=True)
 class TimeseriesForecastingConfig(TrainConfig):
     model: str = option("gru", "architecture", choices=MODELS)
@@ -345,6 +345,58 @@ def plot_forecast(series, origins, targets, forecast, others, path, label):
         ax.legend(fontsize=8, ncol=5)
     fig.tight_layout()
     plots.save_figure(fig, path)
+
+
+
+# ------------------------------------------------------------ search space
+# Names are TimeseriesForecastingConfig fields (see `dlrecipes.search_space`).
+
+SEARCH_SPACE = {
+    "model": Choice(("dense", "lstm", "gru", "tcn", "transformer")),
+    "units": Choice((16, 32, 64), grid=(16, 32)),
+    "num_layers": Choice((1, 2), when=("model", ("dense", "lstm", "gru", "transformer"))),
+    "kernel_size": Choice((2, 3), when=("model", ("tcn",))),
+    "dilations": Choice(("1,2,4", "1,2,4,8"), when=("model", ("tcn",)),
+                      grid=("1,2,4",)),
+    "num_heads": Choice((1, 2, 4), when=("model", ("transformer",)),
+                      grid=(2,)),
+    "dropout": Float(0.0, 0.3, grid=(0.0, 0.1)),
+    "lookback": Choice(("auto", "16", "32"), grid=("auto",)),
+    "optimizer": Choice(("adam", "adamw", "rmsprop"), grid=("adam",)),
+    "learning_rate": Float(3e-4, 1e-2, sampling="log", grid=(1e-3, 3e-3)),
+    "schedule": Choice(("constant", "cosine", "warmup_cosine"),
+                     grid=("constant",)),
+    "batch_size": Choice((16, 32, 64), grid=(32,)),
+}
+
+# Fields `load_data` reads: a tuning trial that changes one reloads the data.
+DATA_FIELDS = ("dataset", "column", "time_column", "lookback", "horizon",
+               "season", "model", "units", "kernel_size", "dilations")
+
+
+@register_recipe
+class TimeseriesForecasting(Recipe):
+    name = "timeseries-forecasting"
+    config_class = TimeseriesForecastingConfig
+    description = 'Forecast a univariate series (sunspots, co2 or a CSV column) and compare with persistence, seasonal-naive and linear-AR baselines.'
+    objective = OBJECTIVE
+    smoke = SMOKE
+    search_space = SEARCH_SPACE
+    data_fields = DATA_FIELDS
+    datasets = DATASETS
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_model(self, config, data):
+        return build_model(config, data)
+
+    def compile(self, model, config, data, optimizer, **options):
+        model.compile(optimizer=optimizer, **compile_kwargs(config, data),
+                      **options)
+
+    def report(self, model, data, run_dir, config):
+        return report(model, data, run_dir, config)
 
 
 def main(argv=None):

@@ -88,7 +88,6 @@ backbone buys speed, not a higher ceiling, on this task. With 64 training
 images one seed moves these figures by several points.
 """
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -100,12 +99,12 @@ import numpy as np
 from dlrecipes.config import TrainConfig, option
 from dlrecipes.errors import RunError, UsageError, choices_message
 from dlrecipes.paths import check_file
-from dlrecipes.registry import register_recipe
+from dlrecipes.recipe import Phase, Recipe, register_recipe
+from dlrecipes.search_space import Boolean, Choice, Float, Int  # noqa: F401
 from dlrecipes.saving import (check_model_file, check_weights_file,
                               declared_input_shapes, load_model)
-from dlrecipes.training import Data, make_optimizer
+from dlrecipes.training import Data
 from dlrecipes.training import sublayers
-from dlrecipes.training.resume import EpochBackup
 from recipes import image_classification as _ic
 
 # name -> (keras.applications constructor, preprocessing module).
@@ -132,7 +131,6 @@ SMOKE = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": "none",
          "image_size": 32, "epochs": 2, "head_epochs": 1, "batch_size": 64}
 
 
-@register_recipe("transfer-learning")
 @dataclasses.dataclass(frozen=True)
 class TransferLearningConfig(TrainConfig):
     backbone: str = option(
@@ -568,66 +566,21 @@ def unfreeze_top(backbone, num_layers):
     return [layer.name for layer in top]
 
 
-def _recompile(model, config, data, steps):
-    strategy = getattr(model, "distribute_strategy", None)  # TensorFlow
-    scope = strategy.scope() if strategy is not None else \
-        contextlib.nullcontext()
-    with scope:
-        model.compile(optimizer=make_optimizer(config, steps),
-                      jit_compile=model.jit_compile,
-                      steps_per_execution=config.steps_per_execution,
-                      **compile_kwargs(config, data))
-
-
-def fit(model, config, data, steps, fit_kwargs):
-    """The harness' fit hook: one `fit` except for `fine-tune`'s two phases.
-
-    Phase 1 trains the head (backbone frozen) for `head_epochs`; phase 2
-    unfreezes the top `fine_tune_layers`, recompiles with the learning rate
-    times `fine_tune_lr_factor` and continues from epoch `head_epochs`. A
-    resumed run reads the harness' `EpochBackup` to know which phase it
-    stopped in: it skips a finished head phase, and starts the fine-tuning
-    phase with a fresh optimizer, as an uninterrupted run does.
-    """
+def phases(config):
+    """`fine-tune`: the head alone for `head_epochs` (backbone frozen), then
+    the top `fine_tune_layers` unfrozen at `fine_tune_lr_factor` times the
+    learning rate with a fresh optimizer. Other strategies: one phase."""
     if config.strategy != "fine-tune":
-        return model.fit(**fit_kwargs)
-    backup = next((c for c in fit_kwargs.get("callbacks") or ()
-                   if isinstance(c, EpochBackup)), None)
-    state = backup.state() if backup is not None else None
-    if state:  # resuming a run: where its backup stands
-        done, stopped = state["epoch"], state.get("stopped", False)
-        phase = state.get("phase", 1)
-        if state.get("diverged"):  # nothing more to train
-            return model.fit(**{**fit_kwargs,
-                                "initial_epoch": config.epochs})
-    else:  # a new run, or a Hyperband trial continuing from an epoch
-        done, stopped, phase = fit_kwargs.get("initial_epoch", 0), False, 0
-    head_done = done >= config.head_epochs or (stopped and phase == 1)
-    if not head_done:
-        if backup is not None:
-            backup.phase = 1
-        _recompile(model, config.replace(epochs=config.head_epochs), data,
-                   steps)
-        history = model.fit(**{**fit_kwargs, "epochs": config.head_epochs,
-                               "initial_epoch": done})
-        losses = history.history.get("loss") or [0.0]
-        if not math.isfinite(losses[-1]):  # diverged: StopOnNaN stopped it
-            return history
-    unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
-    tune = config.replace(
-        learning_rate=config.learning_rate * config.fine_tune_lr_factor,
-        epochs=config.epochs - config.head_epochs)
-    _recompile(model, tune, data, steps)
-    start = (config.epochs if phase == 2 and stopped
-             else max(config.head_epochs, done))
-    if backup is not None:
-        backup.phase = 2
-    with warnings.catch_warnings():
-        # A backup from the end of the head phase holds the head phase's
-        # optimizer: it is not loaded, the fine-tuning phase starts afresh.
-        warnings.filterwarnings("ignore", "Skipping variable loading for "
-                                "optimizer")
-        return model.fit(**{**fit_kwargs, "initial_epoch": start})
+        return [Phase("train", config.epochs)]
+
+    def unfreeze(model):
+        unfreeze_top(model.get_layer("backbone"), config.fine_tune_layers)
+
+    return [Phase("head", config.head_epochs),
+            Phase("fine-tune", config.epochs - config.head_epochs,
+                  prepare=unfreeze,
+                  overrides={"learning_rate": config.learning_rate
+                             * config.fine_tune_lr_factor})]
 
 
 # ------------------------------------------------------------------- report
@@ -640,6 +593,62 @@ def report(model, data, run_dir, config):
     metrics["backbone_params"] = int(
         model.get_layer("backbone").count_params())
     return metrics
+
+
+
+# ------------------------------------------------------------ search space
+# Names are TransferLearningConfig fields (see `dlrecipes.search_space`).
+
+SEARCH_SPACE = {
+    "backbone": Choice(("mobilenet_v2", "efficientnet_b0", "resnet50"),
+                     grid=("mobilenet_v2",)),
+    "alpha": Choice((0.35, 0.5, 1.0), when=("backbone", ("mobilenet_v2",)),
+                  grid=(1.0,)),
+    "strategy": Choice(("fine-tune", "feature-extraction")),
+    "fine_tune_layers": Choice((0, 10, 30), when=("strategy", ("fine-tune",)), grid=(0,)),
+    "fine_tune_lr_factor": Float(0.01, 0.3, sampling="log", when=("strategy", ("fine-tune",)),
+                               grid=(0.1,)),
+    "dropout": Float(0.0, 0.5, grid=(0.2,)),
+    "augment": Choice(("none", "light", "strong"), grid=("light",)),
+    "optimizer": Choice(("adam", "adamw"), grid=("adam",)),
+    "learning_rate": Float(1e-4, 3e-3, sampling="log", grid=(3e-4, 1e-3)),
+    "schedule": Choice(("constant", "cosine"), grid=("constant",)),
+    "batch_size": Choice((16, 32, 64), grid=(32,)),
+}
+
+# Fields `load_data` reads: a tuning trial that changes one reloads the data.
+DATA_FIELDS = ("dataset", "data_dir", "image_size", "classes",
+               "label_fraction", "val_fraction", "batch_size", "seed",
+               "backbone")
+
+
+@register_recipe
+class TransferLearning(Recipe):
+    name = "transfer-learning"
+    config_class = TransferLearningConfig
+    description = 'Feature extraction or fine-tuning of a keras.applications backbone or any saved .keras model.'
+    objective = OBJECTIVE
+    smoke = SMOKE
+    search_space = SEARCH_SPACE
+    data_fields = DATA_FIELDS
+    datasets = DATASETS
+    tfds_datasets = tuple(TFDS_DATASETS)
+
+    def load_data(self, config):
+        return load_data(config)
+
+    def build_model(self, config, data):
+        return build_model(config, data)
+
+    def compile(self, model, config, data, optimizer, **options):
+        model.compile(optimizer=optimizer, **compile_kwargs(config, data),
+                      **options)
+
+    def phases(self, config):
+        return phases(config)
+
+    def report(self, model, data, run_dir, config):
+        return report(model, data, run_dir, config)
 
 
 def main(argv=None):

@@ -24,6 +24,7 @@ from dlrecipes import load_model
 from dlrecipes.cli import main
 from dlrecipes.config import config_from_dict
 from dlrecipes.registry import get_recipe
+from dlrecipes.training import loop
 from recipes import transfer_learning as tl
 
 # The phase logic runs under JAX too (marked `backends`); the rest is the
@@ -185,7 +186,7 @@ def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
             "--classes", "5-9", "--strategy", "fine-tune", "--epochs", "4",
             "--head-epochs", "2", "--learning-rate", "0.01", "--verbose",
             "0", "--output-dir", str(tmp_path)]
-    real_fit = tl.fit
+    real_callbacks = loop._callbacks
     seen = []
 
     class Spy(keras.callbacks.Callback):
@@ -196,11 +197,11 @@ def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
             if epoch == stop_after and interrupt:
                 raise _Interrupt()
 
-    def spy_fit(model, config, data, steps, fit_kwargs):
-        fit_kwargs["callbacks"] = [*fit_kwargs["callbacks"], Spy()]
-        return real_fit(model, config, data, steps, fit_kwargs)
+    def spy_callbacks(*args):  # after the backup: it saved that epoch
+        cbs, best, backup = real_callbacks(*args)
+        return [*cbs, Spy()], best, backup
 
-    monkeypatch.setattr(tl, "fit", spy_fit)
+    monkeypatch.setattr(loop, "_callbacks", spy_callbacks)
     interrupt = True
     assert main(args) == 1
     assert seen == list(range(stop_after + 1))
@@ -565,58 +566,3 @@ def test_transfer_beats_scratch(tmp_path):
     assert accuracy["feature-extraction"] >= accuracy["scratch"] + 0.03, \
         accuracy
     assert accuracy["fine-tune"] >= accuracy["scratch"] + 0.03, accuracy
-
-
-# ------------------------------------------------------- phase bookkeeping
-
-
-class _FitRecorder:
-    """Stands for the model: records each `fit` call's epoch range."""
-
-    def __init__(self):
-        self.calls = []
-
-    def fit(self, **kwargs):
-        self.calls.append((kwargs.get("initial_epoch", 0), kwargs["epochs"]))
-
-        class History:
-            history = {"loss": [0.5]}
-
-        return History()
-
-    def get_layer(self, name):
-        return None
-
-
-@pytest.mark.parametrize("state,given,expected", [
-    (None, 0, [(0, 2), (2, 5)]),                      # a new run
-    (None, 3, [(3, 5)]),                              # Hyperband, phase 2
-    (None, 1, [(1, 2), (2, 5)]),                      # Hyperband, phase 1
-    ({"epoch": 1, "phase": 1}, 1, [(1, 2), (2, 5)]),  # killed in phase 1
-    ({"epoch": 1, "phase": 1, "stopped": True}, 5, [(2, 5)]),  # early stop
-    ({"epoch": 2, "phase": 1}, 2, [(2, 5)]),          # at the boundary
-    ({"epoch": 4, "phase": 2}, 4, [(4, 5)]),          # killed in phase 2
-    ({"epoch": 3, "phase": 2, "stopped": True}, 5, [(5, 5)]),
-    ({"epoch": 1, "phase": 1, "stopped": True, "diverged": True}, 5,
-     [(5, 5)]),                                       # NaN: nothing more
-])
-def test_fine_tune_phases_start_where_the_run_stands(state, given, expected,
-                                                     tmp_path, monkeypatch):
-    import json as json_lib
-
-    from dlrecipes.training.resume import EpochBackup
-
-    monkeypatch.setattr(tl, "_recompile", lambda *a, **k: None)
-    monkeypatch.setattr(tl, "unfreeze_top", lambda *a, **k: None)
-    callbacks = []
-    if state is not None:
-        folder = tmp_path / "backup" / f"epoch-{state['epoch']:04d}"
-        folder.mkdir(parents=True)
-        (folder / "state.json").write_text(json_lib.dumps(state))
-        callbacks.append(EpochBackup(str(tmp_path / "backup")))
-    config = tl.TransferLearningConfig(strategy="fine-tune", epochs=5,
-                                       head_epochs=2)
-    model = _FitRecorder()
-    tl.fit(model, config, None, 10, {"callbacks": callbacks, "epochs": 5,
-                                     "initial_epoch": given})
-    assert model.calls == expected

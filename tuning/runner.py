@@ -41,7 +41,7 @@ from dlrecipes.training import locks
 from dlrecipes.training.rundir import (atomic_write_bytes, atomic_write_json,
                                        atomic_write_text)
 from tuning import results, space as space_lib
-from tuning.trial import TrialFailed, fit_trial, monitor_for, rss_mb
+from tuning.trial import TrialFailed, fit_trial, rss_mb
 
 TUNERS = ("random", "grid", "hyperband", "bayesian")
 ISOLATION = ("none", "process")
@@ -837,7 +837,7 @@ def execute(search, directory=None, overwrite=False):
             search._data, search._data_key = data, json.dumps(
                 [getattr(search.base, f) for f in search.data_fields],
                 default=str)
-            search.objective = monitor_for(search.recipe, data)
+            search.objective = search.recipe.monitor(data)
             if role != "worker" and not child:
                 preflight(search, data)
         if not child:
@@ -881,7 +881,7 @@ def preflight(search, data):
     import keras
     import keras_tuner
 
-    from dlrecipes.training.loop import build_compiled_model
+    from dlrecipes.training import engine
 
     hp = keras_tuner.HyperParameters()
     space_lib.declare(hp, search.space, search.base,
@@ -889,7 +889,7 @@ def preflight(search, data):
     hp.ensure_active_values()
     config = search.trial_config(hp.values)
     try:
-        build_compiled_model(search.recipe, config, data)
+        engine.build(search.recipe, config, data)
     except (UsageError, RunError):
         raise
     except Exception as e:

@@ -18,36 +18,6 @@ class TrialFailed(Exception):
     """A trial that trained but produced NaN (recorded as failed, no retry)."""
 
 
-def _fit_args(part, config):
-    if isinstance(part, tuple):
-        # Fed as `run_recipe` feeds them (an order drawn from the seed and
-        # the epoch), so a trial and a run of its config train alike.
-        from dlrecipes.training.resume import EpochArrays
-
-        feed = EpochArrays(part[0], part[1], config.batch_size,
-                           seed=config.seed)
-        return {"x": feed, "shuffle": False}
-    if type(part).__module__.startswith("tensorflow"):
-        # A tf.data.Dataset comes shuffled; fit's default shuffle=True
-        # would only warn that it ignores it.
-        return {"x": part, "shuffle": False}
-    return {"x": part}
-
-
-def monitor_for(recipe, data):
-    monitor, mode = recipe.objective
-    if data.val is None:
-        monitor = monitor.replace("val_", "")
-    return monitor, mode
-
-
-def trial_callbacks(config, monitor, mode):
-    """The callbacks of `run_recipe` that change training (same ones)."""
-    from dlrecipes.training.loop import training_callbacks
-
-    return training_callbacks(config, monitor, mode)
-
-
 def _make_best_weights(keras, monitor, mode, path, best):
     """Saves weights when `monitor` beats `best` (shared across executions,
     as KerasTuner's own checkpointing does)."""
@@ -73,31 +43,13 @@ def _make_best_weights(keras, monitor, mode, path, best):
     return BestWeights()
 
 
-def _EpochLogs(keras):
-    """A callback keeping every epoch's logs, across several `fit` calls."""
-
-    class EpochLogs(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.rows = []
-
-        def on_epoch_end(self, epoch, logs=None):
-            row = {"epoch": int(epoch)}
-            row.update({k: float(v) for k, v in (logs or {}).items()})
-            self.rows.append(row)
-
-    return EpochLogs()
-
-
 def fit_trial(recipe, config, data, *, initial_epoch=0, warm_start=None,
               checkpoint=None, checkpoint_best=None, tensorboard_dir=None,
               hparams=None, trial_id=None):
-    """Train one execution of `config`; return a dict of results.
-
-    Mirrors `run_recipe`: clear the session, seed, set the dtype policy,
-    `build_compiled_model`, the same training callbacks, `fit` with
-    `shuffle=True` (or the recipe's own `fit` hook). So the same config
-    trains the same model.
+    """Train one execution of `config` with the engine `dlrecipes run`
+    uses (`dlrecipes.training.engine`): same seed, precision, model,
+    phases, callbacks that change training, and data order, so the same
+    config trains the same model. Returns a dict of results.
 
     Args:
         recipe: the `Recipe`.
@@ -120,22 +72,11 @@ def fit_trial(recipe, config, data, *, initial_epoch=0, warm_start=None,
     """
     import keras
 
-    from dlrecipes.training.loop import build_compiled_model, set_precision
+    from dlrecipes.training import engine
 
-    keras.backend.clear_session()  # frees the previous trial (and gc's)
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.clear_caches()  # else ~24 MiB more per trial (compiled steps)
-    keras.utils.set_random_seed(config.seed)
-    set_precision(config)
-    monitor, mode = monitor_for(recipe, data)
-    model, steps = build_compiled_model(recipe, config, data)
-    if warm_start:
-        # Build the optimizer first so its saved state is restored too.
-        model.optimizer.build(model.trainable_variables)
-        model.load_weights(warm_start)
-    callbacks = trial_callbacks(config, monitor, mode)
+    engine.start(config)
+    monitor, mode = recipe.monitor(data)
+    callbacks = []
     saver = None
     if checkpoint:
         saver = _make_best_weights(keras, monitor, mode, checkpoint,
@@ -149,26 +90,13 @@ def fit_trial(recipe, config, data, *, initial_epoch=0, warm_start=None,
 
             callbacks.append(hparams_api.KerasCallback(
                 tensorboard_dir, hparams, trial_id=trial_id))
-    recorder = _EpochLogs(keras)
-    callbacks.append(recorder)
-    fit_kwargs = _fit_args(data.train, config)
-    if hasattr(fit_kwargs["x"], "callback"):  # EpochArrays: epoch in step
-        callbacks.insert(0, fit_kwargs["x"].callback())
-    fit_kwargs.update(epochs=config.epochs, validation_data=data.val,
-                      callbacks=callbacks, verbose=config.verbose)
-    if isinstance(data.val, tuple):  # else Keras validates in batches of 32
-        fit_kwargs["validation_batch_size"] = config.batch_size
-    if initial_epoch:
-        fit_kwargs["initial_epoch"] = initial_epoch
     start = time.time()
-    custom_fit = getattr(recipe.module, "fit", None)
-    if custom_fit is not None:  # e.g. transfer learning's two phases
-        custom_fit(model, config, data, steps, fit_kwargs)
-    else:
-        model.fit(**fit_kwargs)
+    trained = engine.train(recipe, config, data, callbacks=callbacks,
+                           initial_epoch=initial_epoch,
+                           warm_start=warm_start)
     fit_seconds = time.time() - start
-    rows = recorder.rows
-    del model, callbacks, fit_kwargs, recorder
+    rows = trained.rows
+    del trained, callbacks
     if not rows:
         raise TrialFailed("training produced no epoch")
     for row in rows:

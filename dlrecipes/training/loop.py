@@ -1,5 +1,8 @@
-"""The shared fit loop: config -> compile -> callbacks -> fit -> evaluate ->
-run directory. Every recipe goes through `run_recipe`."""
+"""`dlrecipes run`: a run directory around the training engine.
+
+config -> run directory -> `engine.train` (with the directory's callbacks:
+history, best checkpoint, TensorBoard, backup) -> evaluate -> report ->
+metrics.json. A tuning trial calls the same engine without a directory."""
 
 import dataclasses
 import importlib.util
@@ -16,40 +19,14 @@ import numpy as np
 from dlrecipes.errors import RunError, UsageError
 from dlrecipes.saving import load_model
 from dlrecipes.training import plots
+from dlrecipes.training import engine
 from dlrecipes.training.callbacks import (DISK_FULL, BestCheckpoint,
-                                          HistoryWriter, StopOnNaN,
-                                          disk_full_message)
-from dlrecipes.training.distribute import (Distribution, initialize_cluster,
-                                          jit_under_jax)
-from dlrecipes.training.optimizers import make_optimizer
+                                          HistoryWriter, disk_full_message)
+from dlrecipes.training.distribute import Distribution, initialize_cluster
+from dlrecipes.training.precision import devices
 from dlrecipes.training.resume import EpochBackup
 from dlrecipes.training.rundir import (atomic_write_json, create_run_dir,
                                        discard, unlock)
-
-
-@dataclasses.dataclass
-class Data:
-    """What a recipe's `load_data` returns.
-
-    `train`, `val` and `test` are `(x, y)` tuples of arrays (fed to `fit`
-    with `batch_size`) or batched iterables (`tf.data.Dataset`,
-    `keras.utils.PyDataset`). `info` carries recipe-specific extras.
-    """
-
-    train: object
-    val: object
-    test: object
-    input_shape: tuple
-    num_classes: int = None
-    class_names: tuple = None
-    info: dict = dataclasses.field(default_factory=dict)
-
-    def num_examples(self, split):
-        part = getattr(self, split)
-        if isinstance(part, tuple):
-            return len(part[1])
-        n = self.info.get(f"num_{split}")
-        return n
 
 
 @dataclasses.dataclass
@@ -60,128 +37,19 @@ class RunResult:
     history: list
 
 
-def devices():
-    from dlrecipes._quiet import quiet_native_stderr
-
-    try:
-        with quiet_native_stderr():
-            return list(keras.distribution.list_devices())
-    except Exception:  # backend without a distribution library
-        return ["cpu:0"]
-
-
-def has_accelerator():
-    return any(not d.lower().startswith("cpu") for d in devices())
-
-
-FORCE_MIXED_ENV = "DLRECIPES_FORCE_MIXED"
-MIXED_POLICIES = ("mixed_float16", "mixed_bfloat16")
-
-
-def set_precision(config):
-    """Set the global dtype policy; returns the policy name in force.
-
-    `--mixed-precision` picks `mixed_bfloat16` on accelerators that support
-    it and `mixed_float16` otherwise (Keras then wraps the optimizer in a
-    `LossScaleOptimizer` at compile time); on a CPU it warns and trains in
-    float32. `DLRECIPES_FORCE_MIXED=mixed_float16|mixed_bfloat16` forces that
-    policy with `--mixed-precision` even on a CPU (tests, benchmarks).
-    """
-    if not config.mixed_precision:
-        keras.config.set_dtype_policy("float32")
-        return "float32"
-    forced = os.environ.get(FORCE_MIXED_ENV, "").strip()
-    if forced:
-        if forced not in MIXED_POLICIES:
-            raise UsageError(f"{FORCE_MIXED_ENV} must be one of "
-                             f"{', '.join(MIXED_POLICIES)}. "
-                             f"Received: {FORCE_MIXED_ENV}={forced}")
-        keras.config.set_dtype_policy(forced)
-        return forced
-    if not has_accelerator():
-        warnings.warn("--mixed-precision: no GPU/TPU found; mixed precision "
-                      "is slower on CPU, training in float32.", stacklevel=2)
-        keras.config.set_dtype_policy("float32")
-        return "float32"
-    policy = "mixed_bfloat16" if _supports_bf16() else "mixed_float16"
-    keras.config.set_dtype_policy(policy)
-    return policy
-
-
-def _supports_bf16():
-    """bf16 needs compute capability >= 8.0 (Ampere) on NVIDIA GPUs."""
-    backend = keras.backend.backend()
-    try:
-        if backend == "jax":
-            import jax
-
-            kind = jax.devices()[0].device_kind.lower()
-            return not any(old in kind for old in ("v100", "t4", "p100"))
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            gpus = tf.config.list_physical_devices("GPU")
-            cc = tf.config.experimental.get_device_details(gpus[0]).get(
-                "compute_capability", (0, 0))
-            return tuple(cc) >= (8, 0)
-        if backend == "torch":
-            import torch
-
-            return torch.cuda.is_bf16_supported()
-    except Exception:
-        return False
-    return False
-
-
-def _steps_per_epoch(data, config):
-    n = data.num_examples("train")
-    if n:
-        return max(1, math.ceil(n / config.batch_size))
-    try:
-        return max(1, len(data.train))
-    except TypeError:
-        return 1
-
-
-def _fit_args(part, config):
-    if isinstance(part, tuple):
-        return {"x": part[0], "y": part[1], "batch_size": config.batch_size}
-    return {"x": part}
-
-
-def _jit(config):
-    return {"auto": "auto", "on": True, "off": False}[config.jit_compile]
-
-
-def training_callbacks(config, monitor, mode):
-    """The callbacks that change training (shared with tuning trials): a
-    NaN stop, early stopping and learning-rate reduction."""
-    cbs = [StopOnNaN()]
-    if config.early_stopping:
-        cbs.append(keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=config.early_stopping,
-            restore_best_weights=False))
-    if config.reduce_lr_patience:  # with --schedule constant (validated)
-        cbs.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, patience=config.reduce_lr_patience))
-    return cbs
-
-
 def _callbacks(config, run_dir, monitor, mode):
-    """The harness' callbacks, `EpochBackup` last: it saves after the
-    others have updated their state, and restores their counters after
+    """The run directory's callbacks, `EpochBackup` last: it saves after
+    the others have updated their state, and restores their counters after
     they reset them. None reads a value after each batch: no host
     synchronisation per step."""
-    cbs = training_callbacks(config, monitor, mode)
-    cbs.append(HistoryWriter(os.path.join(run_dir, "history.csv")))
+    cbs = [HistoryWriter(os.path.join(run_dir, "history.csv"))]
     if config.checkpoint == "last":
         monitor, mode = "epoch", "max"
     best = BestCheckpoint(os.path.join(run_dir, "model.keras"), monitor, mode)
     cbs.append(best)
     if importlib.util.find_spec("tensorflow") is not None:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-    backup = EpochBackup(os.path.join(run_dir, "backup"),
-                         callbacks_to_restore=list(cbs))
+    backup = EpochBackup(os.path.join(run_dir, "backup"))
     cbs.append(backup)
     return cbs, best, backup
 
@@ -190,18 +58,16 @@ def _scalar(v):
     return float(np.asarray(v))
 
 
-def build_compiled_model(recipe, config, data):
-    """The recipe's model compiled with the config's optimizer, schedule and
-    XLA setting: exactly what `run_recipe` trains (and what a tuning trial
-    builds). Returns (model, steps_per_epoch)."""
-    steps = _steps_per_epoch(data, config)
-    model = recipe.build_model(config, data)
-    model.compile(optimizer=make_optimizer(config, steps),
-                  jit_compile=_jit(config),
-                  steps_per_execution=config.steps_per_execution,
-                  **recipe.compile_kwargs(config, data))
-    jit_under_jax(model, config.jit_compile)
-    return model, steps
+def evaluate(recipe, model, config, data):
+    """Test metrics of `model` (loss and metrics from the recipe's
+    `compile`), as `{"test_<name>": float}`."""
+    engine.compile_model(recipe, model, config, data,
+                         engine.steps_per_epoch(data, config))
+    test = data.test
+    kwargs = ({"x": test[0], "y": test[1], "batch_size": config.batch_size}
+              if isinstance(test, tuple) else {"x": test})
+    logs = model.evaluate(verbose=0, return_dict=True, **kwargs)
+    return {f"test_{k}": _scalar(v) for k, v in logs.items()}
 
 
 def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
@@ -225,9 +91,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     started = time.time()
     # Joins a multi-process job (JAX) before anything touches a device.
     cluster = initialize_cluster(config)
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(config.seed)
-    policy = set_precision(config)
+    recipe.check(config)
+    policy = engine.start(config)
     if data is None:
         data = recipe.load_data(config)
 
@@ -249,33 +114,15 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         run_dir, resumed = dist.scratch_dir(), False
     if resumed and config.verbose:
         print(f"Resuming interrupted run in {run_dir}")
-    monitor, mode = recipe.objective
-    if data.val is None:
-        monitor = monitor.replace("val_", "")
+    monitor, mode = recipe.monitor(data)
     try:
-        with dist.scope():
-            model, steps = build_compiled_model(recipe, config, data)
-        callbacks, best, backup = _callbacks(config, run_dir, monitor, mode)
-        val = data.val
-        val_arg = None if val is None else (
-            val if not isinstance(val, tuple) else (val[0], val[1]))
-        fit_kwargs = _fit_args(data.train, config)
-        # Arrays are shuffled by `EpochArrays` (see `Distribution.fit_kwargs`);
-        # datasets shuffle themselves.
-        fit_kwargs["shuffle"] = isinstance(data.train, tuple)
-        fit_kwargs.update(epochs=config.epochs, validation_data=val_arg,
-                          callbacks=callbacks,
-                          initial_epoch=backup.start_epoch(config.epochs),
-                          verbose=config.verbose if cluster.is_chief else 0)
-        fit_kwargs = dist.fit_kwargs(fit_kwargs)
-        custom_fit = getattr(recipe.module, "fit", None)
-        with dist.scope():
-            if custom_fit is not None:
-                # e.g. transfer learning's two phases; it recompiles with
-                # `make_optimizer(config, steps)` as it needs.
-                custom_fit(model, config, data, steps, fit_kwargs)
-            else:
-                model.fit(**fit_kwargs)
+        callbacks, best, backup = _callbacks(config, run_dir, monitor,
+                                                 mode)
+        trained = engine.train(
+            recipe, config, data, callbacks=callbacks, backup=backup,
+            dist=dist, verbose=config.verbose if cluster.is_chief else 0)
+        model = trained.model
+        # The whole history, resumed epochs too.
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
         if not rows:
             raise RuntimeError("training produced no epoch")
@@ -287,13 +134,10 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
             raise RunError(no_model_message(rows, monitor, config))
         warn_if_diverged(rows, best.best_epoch)
         # Evaluation needs the loss and metrics, not the optimizer state
-        # (which a two-phase recipe saves for another phase).
+        # (which a phase may have saved for itself).
         model = load_model(os.path.join(run_dir, "model.keras"),
                            compile=False)
-        model.compile(**recipe.compile_kwargs(config, data))
-        test_logs = model.evaluate(verbose=0, return_dict=True,
-                                   **_fit_args(data.test, config))
-        metrics = {f"test_{k}": _scalar(v) for k, v in test_logs.items()}
+        metrics = evaluate(recipe, model, config, data)
         metrics.update(recipe.report(model, data, run_dir, config) or {})
         plots.curves(rows, os.path.join(run_dir, "curves.png"))
         metrics.update({

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import warnings
 
 import keras
 import numpy as np
@@ -70,9 +71,10 @@ class EpochBackup(keras.callbacks.Callback):
     state is restored once per process: a second `fit` in the same process
     (transfer learning's second phase) continues from memory.
 
-    A training made of several `fit` calls (phases) sets `phase` before
-    each: the saved counters are restored only into the phase that saved
-    them, since a new phase starts its callbacks afresh.
+    The training engine sets `phase` (the index of the recipe's phase)
+    before each phase's `fit`: the optimizer state and the callbacks'
+    counters are restored only into the phase that saved them, since a new
+    phase starts with a fresh optimizer and fresh callbacks.
 
     Args:
         directory: where `epoch-NNNN/` folders go (created as needed).
@@ -129,10 +131,22 @@ class EpochBackup(keras.callbacks.Callback):
         weights = os.path.join(path, WEIGHTS)
         if not os.path.isfile(weights):
             weights = os.path.join(path, OLD_WEIGHTS)
-        self.model.load_weights(weights)
         state = self.state()
         if state.get("phase", 0) != self.phase:
+            # A backup from the end of an earlier phase: its weights, but
+            # this phase starts with a fresh optimizer and fresh callback
+            # counters, as it does in an uninterrupted run.
+            fresh = [keras.ops.convert_to_numpy(v)
+                     for v in optimizer.variables] if optimizer else []
+            with warnings.catch_warnings():
+                warnings.filterwarnings(
+                    "ignore", "Skipping variable loading for optimizer")
+                self.model.load_weights(weights)
+            for variable, value in zip(optimizer.variables if optimizer
+                                       else (), fresh):
+                variable.assign(value)
             return
+        self.model.load_weights(weights)
         saved = state.get("callbacks", {})
         for i, callback in enumerate(self.callbacks_to_restore):
             for name, value in saved.get(str(i), {}).items():
