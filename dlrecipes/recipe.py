@@ -16,6 +16,7 @@ A recipe is a subclass of `Recipe`, registered once:
         def compile(self, model, config, data, optimizer, **options): ...
         def phases(self, config): ...                # -> [Phase, ...]
         def report(self, model, data, run_dir, config): ...  # -> {metric}
+        def restore(self, path, config, data): ...   # saved model -> model
 
 The training engine (`dlrecipes.training.engine`) calls these methods and
 nothing else; it never knows a recipe by name. This module imports no Keras:
@@ -128,6 +129,17 @@ class Recipe:
         """Write recipe-specific artifacts into `run_dir`; return extra
         metrics for `metrics.json` (the model holds the saved weights)."""
         return {}
+
+    def restore(self, path, config, data):
+        """The model saved at `path` (a run's `model.keras`), uncompiled,
+        on one device, for evaluation and reports. By default the safe
+        loader (`dlrecipes.load_model`), which loads Keras' and dlrecipes'
+        classes only; a recipe whose model is a class of its own (a GAN
+        with its own `train_step`) builds the model again and loads the
+        weights instead."""
+        from dlrecipes.saving import load_model
+
+        return load_model(path, compile=False)
 
     # ------------------------------------------------------------- helpers
 

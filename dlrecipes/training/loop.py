@@ -17,7 +17,6 @@ import keras
 import numpy as np
 
 from dlrecipes.errors import RunError, UsageError
-from dlrecipes.saving import load_model
 from dlrecipes.training import plots
 from dlrecipes.training import engine
 from dlrecipes.training.callbacks import (DISK_FULL, BestCheckpoint,
@@ -135,8 +134,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         warn_if_diverged(rows, best.best_epoch)
         # Evaluation needs the loss and metrics, not the optimizer state
         # (which a phase may have saved for itself).
-        model = load_model(os.path.join(run_dir, "model.keras"),
-                           compile=False)
+        model = recipe.restore(os.path.join(run_dir, "model.keras"), config,
+                               data)
         metrics = evaluate(recipe, model, config, data)
         metrics.update(recipe.report(model, data, run_dir, config) or {})
         plots.curves(rows, os.path.join(run_dir, "curves.png"))
