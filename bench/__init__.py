@@ -9,7 +9,8 @@ backend import.
 
 import os as _os
 
-# The same defaults as dlrecipes/__init__.py (which cannot be imported
-# here without importing Keras); a value you set yourself wins.
+# The same defaults as dlrecipes/__init__.py (set here too, so that a bad
+# `python -m bench` flag is answered without importing dlrecipes, which
+# imports NumPy); a value you set yourself wins.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 _os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")

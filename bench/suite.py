@@ -17,7 +17,10 @@ Benchmarks (`--only NAME[,NAME]`):
   device, and tf.data's delivery rate (`bench/pipeline.py`; target <= 1.1x);
 - `accuracy`: time to accuracy of the default digits run against a plain
   keras-io-style script (`bench/accuracy.py`; CPU; not in `--gpu`'s
-  default list).
+  default list);
+- `startup`: wall time of `dlrecipes list`, a `--help` and a bad flag in
+  fresh processes, and whether they import Keras (`bench/startup.py`;
+  target < 1 s, no Keras; not in `--gpu`'s default list).
 
 Each benchmark replaces its own section of the output file (machine,
 versions, command, table) and leaves the others as they are. The default
@@ -29,7 +32,7 @@ import os
 import sys
 import time
 
-BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy")
+BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy", "startup")
 DEFAULTS = {"quick": BENCHMARKS,
             "gpu": ("layers", "throughput", "pipeline")}
 TITLES = {
@@ -37,6 +40,7 @@ TITLES = {
     "pipeline": "Input pipeline: host-fed against device-resident data",
     "accuracy": "Time to accuracy: default digits run against a keras-io "
                 "script",
+    "startup": "Start-up: answers that need no model",
 }
 
 
@@ -106,6 +110,11 @@ def run_one(name, profile, args):
         seeds = tuple(range(args.seeds or (1 if profile == "quick" else 3)))
         result = accuracy.run(seeds=seeds, log=_log)
         return accuracy.markdown(result), result
+    if name == "startup":
+        from bench import startup
+
+        result = startup.run(log=_log)
+        return startup.markdown(result), result
     raise ValueError(name)
 
 
@@ -149,8 +158,9 @@ def _main(argv):
     check_output(parser, args.output)
     # Bad input is answered above, before the (slow, chatty) backend import.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import dlrecipes  # noqa: F401  (imports Keras quietly)
-    import keras
+    from dlrecipes.lazy import import_keras
+
+    keras = import_keras()  # quietly (TensorFlow's native start-up logs)
 
     from bench import common
 

@@ -2,6 +2,12 @@
 
 Bad input prints one line, `error: ...`, on stderr and exits 2; a failure
 after a valid start exits 1. `--debug` shows the Python traceback.
+
+`list`, every `--help` and every argument error answer without importing
+Keras (a fraction of a second, not the backend's seconds): the recipes are
+found by `dlrecipes.recipe.discover` and import Keras lazily
+(`dlrecipes.lazy`), flags are checked by `dlrecipes.config`, and Keras
+loads only when a run starts (`python -m bench.startup` measures it).
 """
 
 import argparse
@@ -36,11 +42,23 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _import_recipes():
-    import recipes  # noqa: F401  (registers every recipe)
+    """Register every recipe: import each module of the `recipes` package
+    (which imports no Keras until a recipe's method runs)."""
+    from dlrecipes.recipe import discover
+
+    discover("recipes")
+
+
+def _import_keras():
+    """Import Keras and its backend (quietly) before a module that needs
+    them (`dlrecipes.training`): only once the arguments are checked."""
+    from dlrecipes.lazy import import_keras
+
+    import_keras()
 
 
 def _cmd_list(args):
-    from dlrecipes.registry import get_recipe, list_recipes
+    from dlrecipes.recipe import get_recipe, list_recipes
 
     args = [a for a in args if a != "--debug"]
     if args:
@@ -69,13 +87,16 @@ def _run_parser(recipe):
 
 def _cmd_run(name, argv):
     from dlrecipes.config import resolve_config
-    from dlrecipes.registry import get_recipe
-    from dlrecipes.training import run_recipe
+    from dlrecipes.recipe import get_recipe
 
     _import_recipes()
     recipe = get_recipe(name)
     args = _run_parser(recipe).parse_args(argv)
     config = resolve_config(recipe.config_class, args)
+    recipe.check(config)
+    _import_keras()  # every argument is valid: only now Keras loads
+    from dlrecipes.training import run_recipe
+
     result = run_recipe(recipe, config, resume=not args.no_resume)
     return 0 if result.metrics else 1
 
@@ -86,6 +107,7 @@ def _cmd_report(argv):
     parser.add_argument("--debug", action="store_true")
     path = parser.parse_args(argv).directory
     _check_directory(path)
+    _import_keras()  # dlrecipes.training and tuning.runner import Keras
     if os.path.isfile(os.path.join(path, "metrics.json")):
         return _report_run(path)
     if os.path.isfile(os.path.join(path, "config.json")):
@@ -210,12 +232,29 @@ def _cmd_tune(argv):
 
 
 def _cmd_bench(argv):
+    """`bench` is a tool of the source tree, not an installed package: it
+    is found on sys.path (`python -m dlrecipes.cli` in a checkout) or next
+    to this `dlrecipes` package (an editable install of a checkout)."""
     try:
         from bench.suite import main as bench_main
     except ImportError:
-        raise UsageError("the benchmark suite is not available in this "
-                         "installation") from None
+        root = _checkout_root()
+        if root is None:
+            raise UsageError("the benchmarks run from a source checkout of "
+                             "dlrecipes: cd into it and run `python -m bench "
+                             "[--quick|--gpu] ...`") from None
+        sys.path.insert(0, root)
+        from bench.suite import main as bench_main
     return bench_main(argv)
+
+
+def _checkout_root():
+    """The source checkout this `dlrecipes` package lies in (the folder
+    holding bench/suite.py next to dlrecipes/), or None when installed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if os.path.isfile(os.path.join(root, "bench", "suite.py")):
+        return root
+    return None
 
 
 def run_recipe_main(name, argv=None):
@@ -250,7 +289,7 @@ def main(argv=None):
         if command == "run":
             if not rest or rest[0].startswith("-"):
                 _import_recipes()
-                from dlrecipes.registry import list_recipes
+                from dlrecipes.recipe import list_recipes
 
                 if rest and rest[0] in ("-h", "--help"):
                     print(USAGE)

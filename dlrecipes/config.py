@@ -14,10 +14,15 @@ import typing
 
 from dlrecipes.errors import UsageError, choices_message
 from dlrecipes.paths import check_file
-from dlrecipes.schedules import SCHEDULES
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam",
               "adamw")
+# The learning-rate schedules `dlrecipes.schedules.get` builds, by name
+# (here, not there, so that flags parse without Keras; schedules.py checks
+# at import that it has a factory for each name).
+SCHEDULES = ("constant", "step", "exponential", "inverse_time",
+             "inverse_sqrt", "cosine", "warmup_cosine", "cosine_restarts",
+             "piecewise", "polynomial")
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
                 "lecun_normal", "lecun_uniform", "orthogonal")
 

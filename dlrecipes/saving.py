@@ -146,6 +146,7 @@ def load_model(path, compile=True):
     >>> model = load_model("runs/image-classification/<time>/model.keras")
     """
     path = os.fspath(path)
+    _register_dlrecipes_objects()  # (check_config does too; explicit here)
     check_model_file(path)
     keras_path, tmp_dir = _keras_name(path)
     try:
@@ -454,6 +455,7 @@ def check_config(config):
     Walks the whole JSON before any Keras deserialization; see the module
     docstring for the rules. Raises `UnsafeModelError`.
     """
+    _register_dlrecipes_objects()
     stack = [(config, None, 0, False)]
     while stack:
         value, key, depth, is_data = stack.pop()
@@ -472,6 +474,14 @@ def check_config(config):
                 if k in _PATH_KEYS:
                     _check_path_value(k, v)
                 stack.append((v, k, depth + 1, data))
+
+
+def _register_dlrecipes_objects():
+    """Import the modules that register the dlrecipes classes a model can
+    hold (layers, learning-rate schedules) with Keras (`import dlrecipes`
+    does not), so that their `dlrecipes>Name` entries are known to the
+    checks and to Keras. Our own modules, imported whatever the file."""
+    from dlrecipes import layers, schedules  # noqa: F401
 
 
 def declared_input_shapes(config):

@@ -101,3 +101,42 @@ def test_torch_twin_has_the_keras_parameter_count(name):
     model, _ = throughput.keras_model(name, shapes)
     twin = throughput.torch_twin(name, shapes)
     assert count_params(twin) == model.count_params()
+
+
+def test_bench_is_not_an_installed_package():
+    """pip installs dlrecipes, recipes and tuning, never bench (a tool of
+    the source tree, run with `python -m bench` from a checkout)."""
+    tomllib = pytest.importorskip("tomllib")
+    setuptools = pytest.importorskip("setuptools")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        find = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]
+    packages = setuptools.find_packages(ROOT, include=find["include"],
+                                        exclude=find.get("exclude", ()))
+    top = {p.split(".")[0] for p in packages}
+    assert top == {"dlrecipes", "recipes", "tuning"}, packages
+
+
+def test_dlrecipes_bench_outside_a_checkout_is_one_line(monkeypatch, capsys):
+    from dlrecipes import cli
+
+    monkeypatch.setitem(sys.modules, "bench.suite", None)  # not importable
+    monkeypatch.setattr(cli, "_checkout_root", lambda: None)
+    assert cli.main(["bench", "--quick"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: the benchmarks run from a source "
+                             "checkout") and "python -m bench" in err[0]
+
+
+def test_startup_benchmark_reports_time_and_heavy_imports():
+    """The machinery, not the speed: `dlrecipes --help` needs no recipe
+    and no Keras, in a fresh process."""
+    from bench import startup
+
+    result = startup.run(repeats=1, commands=(
+        ("dlrecipes --help", ["--help"], 0),))
+    (row,) = result["rows"]
+    assert row["code"] == 0 and row["imported"] == []
+    assert len(row["times"]) == 1 and row["times"][0] > 0
+    table = "\n".join(startup.markdown(result))
+    assert "| `dlrecipes --help` |" in table and "| none |" in table

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from dlrecipes import schedules
-from dlrecipes.schedules import SCHEDULES, InverseSqrtDecay, LinearWarmup
+from dlrecipes.config import SCHEDULES, TrainConfig  # --schedule's names
+from dlrecipes.schedules import InverseSqrtDecay, LinearWarmup
 
 pytestmark = pytest.mark.backends
 
@@ -215,6 +216,17 @@ def test_schedule_survives_keras_save_and_safe_load(tmp_path, make):
         float(keras.ops.convert_to_numpy(loaded.optimizer.learning_rate)),
         _value(schedule, 5), rtol=1e-6,
     )
+
+
+def test_every_flag_name_has_a_factory_and_nothing_more():
+    """`--schedule` choices (config.SCHEDULES, Keras-free) and the factory
+    (schedules.get) name the same schedules."""
+    assert schedules.SCHEDULES is SCHEDULES
+    assert set(schedules._OVERRIDES) == set(SCHEDULES)
+    for name in SCHEDULES:  # no name falls through to another's branch
+        assert schedules.get(name, LR, total_steps=TOTAL) is not None
+    assert TrainConfig.__dataclass_fields__["schedule"].metadata[
+        "choices"] == SCHEDULES
 
 
 def test_unknown_name_lists_valid_names():

@@ -28,8 +28,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(recipe):
+    from dlrecipes._quiet import quiet_native_stderr
     from dlrecipes.config import add_config_arguments
-    from tuning.runner import ISOLATION, TENSORBOARD, TUNERS
+
+    # Where tuning.runner imports Keras (dlrecipes.training does): quietly.
+    with quiet_native_stderr():
+        from tuning.runner import ISOLATION, TENSORBOARD, TUNERS
 
     parser = _Parser(prog=f"dlrecipes tune {recipe.name}",
                      description=f"Search the hyperparameters of "
@@ -101,7 +105,7 @@ def resolve_search(recipe, args):
     import dataclasses
 
     from dlrecipes.config import config_from_dict, read_config_file
-    from tuning import runner, space as space_lib
+    from tuning import space as space_lib
 
     config_class = recipe.config_class
     names = {f.name for f in dataclasses.fields(config_class)}
@@ -124,6 +128,8 @@ def resolve_search(recipe, args):
     base = config_from_dict(config_class, values,
                             source=args.config_file or "flags")
     fixed = {k: getattr(base, k) for k in fixed}
+    from tuning import runner  # the arguments are valid: Keras may load
+
     return runner.prepare(
         recipe, tuner=args.tuner, space=space, config=base, fixed=fixed,
         max_trials=args.max_trials,
@@ -137,8 +143,9 @@ def resolve_search(recipe, args):
 def main(argv=None):
     """Entry point of `dlrecipes tune` (dlrecipes.cli prints errors)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    import recipes  # noqa: F401  (registers every recipe)
-    from dlrecipes.registry import get_recipe, list_recipes
+    from dlrecipes.recipe import discover, get_recipe, list_recipes
+
+    discover("recipes")  # registers every recipe (no Keras yet)
 
     if not argv or argv[0].startswith("-"):
         if argv and argv[0] in ("-h", "--help"):
@@ -161,6 +168,9 @@ def main(argv=None):
         if search.tuner == "grid":
             print(f"grid: {space_lib.grid_size(search.space)} combinations")
         return 0
+    from dlrecipes.lazy import import_keras
+
+    import_keras()  # quietly, before the trials import it
     result = runner.execute(search, directory=args.directory,
                             overwrite=args.overwrite)
     code = 0
