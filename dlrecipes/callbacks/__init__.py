@@ -6,6 +6,10 @@ The monitoring callbacks write extra keys into the epoch `logs`; list them
 before `CSVLogger`/`TensorBoard` in `callbacks=[...]` so those record them.
 """
 
+from dlrecipes.lazy import import_keras as _import_keras
+
+_import_keras()  # quietly (TensorFlow's native start-up lines), once
+
 from keras.callbacks import (  # noqa: F401  (re-exported as they are)
     BackupAndRestore,
     EarlyStopping,

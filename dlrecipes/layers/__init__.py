@@ -1,5 +1,9 @@
 """Reusable Keras 3 layers: `keras.ops` only, registered for serialization."""
 
+from dlrecipes.lazy import import_keras as _import_keras
+
+_import_keras()  # quietly (TensorFlow's native start-up lines), once
+
 # Each module registers its classes with keras.saving on import.
 from dlrecipes.layers.normalization import NORMALIZATIONS, normalization  # noqa: F401,E402
 from dlrecipes.layers.regularization import MCDropout, StochasticDepth  # noqa: F401,E402

@@ -18,7 +18,9 @@ import contextlib
 import dataclasses
 import math
 
-import keras
+from dlrecipes.lazy import import_keras
+
+keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 
 from dlrecipes.training.callbacks import StopOnNaN
 from dlrecipes.training.distribute import Distribution, jit_under_jax

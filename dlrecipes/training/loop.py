@@ -13,7 +13,9 @@ import sys
 import time
 import warnings
 
-import keras
+from dlrecipes.lazy import import_keras
+
+keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 import numpy as np
 
 from dlrecipes.errors import RunError, UsageError
