@@ -52,9 +52,39 @@ def option(default, help="", choices=None, min=None, max=None,
     return dataclasses.field(default=default, metadata=metadata)
 
 
+def default(value):
+    """Re-declare a field of a base config with another default only: its
+    help, choices and range stay the base field's.
+
+        @dataclasses.dataclass(frozen=True)
+        class MyConfig(TrainConfig):
+            epochs: int = default(20)
+    """
+    if isinstance(value, (list, dict, set)):
+        raise TypeError("use a tuple for sequence defaults")
+    return dataclasses.field(default=value, metadata={"inherit": True})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Fields every recipe shares: the training harness reads these."""
+
+    def __init_subclass__(cls, **kwargs):
+        # `default(value)` fields take the base field's metadata (help,
+        # choices, range) before @dataclass reads the class body.
+        super().__init_subclass__(**kwargs)
+        for name, value in list(vars(cls).items()):
+            if not (isinstance(value, dataclasses.Field)
+                    and value.metadata.get("inherit")):
+                continue
+            base = next((b.__dataclass_fields__[name] for b in cls.__mro__[1:]
+                         if name in getattr(b, "__dataclass_fields__", {})),
+                        None)
+            if base is None:
+                raise TypeError(f"{cls.__name__}.{name}: default() re-declares"
+                                " a field of a base config; no base has it")
+            setattr(cls, name, dataclasses.field(default=value.default,
+                                                 metadata=base.metadata))
 
     seed: int = option(0, "random seed (same seed, same result on CPU)", min=0,
                        max=MAX_SEED)

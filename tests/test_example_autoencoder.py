@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 
-from dlrecipes.config import TrainConfig, option
+from dlrecipes.config import TrainConfig, default, option
 from dlrecipes.data import load_digits, stratified_split
 from dlrecipes.data.description import Data
 from dlrecipes.lazy import keras
@@ -25,9 +25,8 @@ from dlrecipes.search_space import Choice, Float
 class AutoencoderConfig(TrainConfig):
     code_dim: int = option(16, "width of the bottleneck", min=1)
     noise: float = option(0.2, "std of the Gaussian input noise", min=0)
-    epochs: int = option(8, "training epochs", min=1)
-    learning_rate: float = option(3e-3, "peak learning rate", min=0,
-                                  exclusive_min=True)
+    epochs: int = default(8)
+    learning_rate: float = default(3e-3)
 
 
 @register_recipe

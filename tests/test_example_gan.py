@@ -19,7 +19,7 @@ import json
 import numpy as np
 import pytest
 
-from dlrecipes.config import TrainConfig, option
+from dlrecipes.config import TrainConfig, default, option
 from dlrecipes.data.description import Data
 from dlrecipes.lazy import keras
 from dlrecipes.recipe import Recipe, register_recipe
@@ -116,13 +116,11 @@ def _gan_class():
 @dataclasses.dataclass(frozen=True)
 class GANConfig(TrainConfig):
     latent_dim: int = option(4, "generator input width", min=1)
-    epochs: int = option(12, "training epochs", min=1)
-    batch_size: int = option(64, "global batch size", min=1)
-    learning_rate: float = option(2e-3, "peak learning rate", min=0,
-                                  exclusive_min=True)
-    checkpoint: str = option("last", "model.keras keeps the last epoch "
-                             "(a GAN's losses do not rank its epochs)",
-                             choices=("best", "last"))
+    epochs: int = default(12)
+    batch_size: int = default(64)
+    learning_rate: float = default(2e-3)
+    # A GAN's losses do not rank its epochs: keep the last one.
+    checkpoint: str = default("last")
 
 
 @register_recipe

@@ -13,7 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from dlrecipes.config import TrainConfig, option
+from dlrecipes.config import TrainConfig, default, option
 from dlrecipes.data import load_digits, stratified_split
 from dlrecipes.data.description import Data
 from dlrecipes.lazy import keras
@@ -26,9 +26,8 @@ class PhasesConfig(TrainConfig):
     probe_epochs: int = option(2, "epochs with the body frozen", min=0)
     anneal_epochs: int = option(2, "last epochs at a tenth of the rate",
                                 min=0)
-    epochs: int = option(6, "training epochs, all phases", min=1)
-    learning_rate: float = option(3e-3, "peak learning rate", min=0,
-                                  exclusive_min=True)
+    epochs: int = default(6)
+    learning_rate: float = default(3e-3)
 
 
 @register_recipe
