@@ -21,16 +21,51 @@ under their own `D`; the chief writes the tables and retrains the best
 config when the search is done.
 """
 
-import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 
-from dlrecipes.errors import RunError
+from dlrecipes.errors import RunError, UsageError
 
 STOP_TIMEOUT = 10
+CHILD_ENV = "DLRECIPES_TUNE_CHILD"  # set for --workers' chief and workers
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def kt_role():
+    """"chief", "worker" or None from KerasTuner's environment variables."""
+    if "KERASTUNER_ORACLE_IP" not in os.environ:
+        return None
+    for name in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
+        if name not in os.environ:
+            raise UsageError(f"KERASTUNER_ORACLE_IP is set but {name} is not")
+    return "chief" if "chief" in os.environ["KERASTUNER_TUNER_ID"] \
+        else "worker"
+
+
+def child_env(extra=None):
+    """The environment of a child Python: this repository importable."""
+    env = dict(os.environ)
+    paths = [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                      if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.update(extra or {})
+    return env
+
+
+def die_with_parent():
+    """preexec_fn: the child gets SIGKILL when its parent dies (Linux)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def free_port(host="127.0.0.1"):
@@ -62,8 +97,6 @@ def thread_env(n):
 
 
 def _preexec(cores):
-    from tuning.runner import die_with_parent
-
     def setup():
         die_with_parent()
         if cores is not None and hasattr(os, "sched_setaffinity"):
@@ -99,8 +132,6 @@ class _Proc:
 
 
 def spawn(search, name, port, cores, threads):
-    from tuning.runner import CHILD_ENV, child_env
-
     logs = os.path.join(search.directory, "logs")
     os.makedirs(logs, exist_ok=True)
     log_path = os.path.join(logs, f"{name}.log")
@@ -174,14 +205,16 @@ def main(argv=None):
     in DIR (its role from KERASTUNER_TUNER_ID)."""
     argv = sys.argv[1:] if argv is None else argv
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import dataclasses
+
     import dlrecipes  # noqa: F401  (quiet imports, registrations)
-    from tuning.runner import SEARCH_FILE, Search, execute, _kt_role
+    from tuning.runner import Search, execute
+    from tuning.spec import read_spec
 
     directory = argv[0]
-    with open(os.path.join(directory, SEARCH_FILE)) as f:
-        search = Search.from_json(json.load(f), directory)
-    search.workers = 0
-    role = _kt_role()
+    spec = dataclasses.replace(read_spec(directory), workers=0)
+    search = Search(spec, directory)
+    role = kt_role()
     print(f"{os.environ.get('KERASTUNER_TUNER_ID')} ({role}) pid "
           f"{os.getpid()}", flush=True)
     code = 0

@@ -1,39 +1,31 @@
-"""Declarative search spaces: `{config field: Choice | Float | Int | Boolean}`.
+"""Search spaces: `{config field: Choice | Float | Int | Boolean}`.
 
-A recipe's space lives in `tuning/<recipe module>.py` as `SPACE`, a dict
-whose keys are the recipe's config field names, so a trial's config is
-`base_config.replace(**hp.values)` and a trial builds exactly the model that
-`dlrecipes run` builds with the same values:
+A recipe declares its space as its `search_space` class attribute (the
+specs are `dlrecipes.search_space`'s, plain data), keyed by its config
+field names, so a trial's config is the base config with the trial's
+values and a trial builds exactly the model that `dlrecipes run` builds
+with the same values:
 
-    SPACE = {
-        MODEL: Choice(("mlp", "resnet")),
-        DEPTH: Choice((1, 2), when=(MODEL, ("resnet",))),
-        LEARNING_RATE: Float(1e-4, 1e-2, sampling="log", grid=(1e-3, 3e-3)),
+    search_space = {
+        "model": Choice(("mlp", "resnet")),
+        "depth": Choice((1, 2), when=("model", ("resnet",))),
+        "learning_rate": Float(1e-4, 1e-2, sampling="log",
+                               grid=(1e-3, 3e-3)),
     }
 
-`when=(parent, values)` makes an entry active only when `parent` takes one
-of `values` (KerasTuner's conditional scopes). Grid search enumerates
-discrete values only: `Choice` values, stepped `Int`/`Float` ranges, or a
-continuous range's `grid=` values; a range with neither is an error.
-
-Nothing here imports KerasTuner; `declare(hp, space)` registers a space on a
-`keras_tuner.HyperParameters`.
+Here: reading a recipe's space (`search_space`, `data_fields`), a
+`--space` file's overrides, resolving a space against a base config, grid
+sizes, its JSON, and `declare(hp, space)`, which registers a space on a
+`keras_tuner.HyperParameters`. Nothing here imports KerasTuner or Keras.
 """
 
 import dataclasses
-import importlib
 import json
-import math
-import numbers
 
 from dlrecipes.config import config_from_dict, load_config_file
 from dlrecipes.errors import UsageError
-
-
-
 from dlrecipes.search_space import (  # noqa: F401
-    SAMPLINGS, Boolean, Choice, Float, Int, _check_when, _kind, _Range)
-
+    SAMPLINGS, SPECS, Boolean, Choice, Float, Int, _kind)
 
 
 # ------------------------------------------------------------ recipe spaces
@@ -43,7 +35,7 @@ def search_space(recipe):
     """A copy of the search space `recipe` (a name or Recipe) declares
     (its `search_space`). Edit it and pass it to `run_search(...,
     space=...)`."""
-    recipe = _recipe(recipe)
+    recipe = resolve_recipe(recipe)
     if not recipe.search_space:
         raise UsageError(f"recipe {recipe.name!r} declares no search space "
                          "(its search_space is empty)")
@@ -52,16 +44,17 @@ def search_space(recipe):
 
 def data_fields(recipe):
     """Config fields that `load_data` reads (all of them if undeclared)."""
-    recipe = _recipe(recipe)
+    recipe = resolve_recipe(recipe)
     if not recipe.data_fields:
         return tuple(f.name for f in dataclasses.fields(recipe.config_class))
     return tuple(recipe.data_fields)
 
 
-def _recipe(recipe):
+def resolve_recipe(recipe):
+    """The registered `Recipe` called `recipe` (a `Recipe` passes through)."""
     if isinstance(recipe, str):
         import recipes  # noqa: F401  (registers every recipe)
-        from dlrecipes.registry import get_recipe
+        from dlrecipes.recipe import get_recipe
 
         return get_recipe(recipe)
     return recipe

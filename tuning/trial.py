@@ -13,14 +13,16 @@ import sys
 import time
 
 
-
 class TrialFailed(Exception):
     """A trial that trained but produced NaN (recorded as failed, no retry)."""
 
 
 def _make_best_weights(keras, monitor, mode, path, best):
     """Saves weights when `monitor` beats `best` (shared across executions,
-    as KerasTuner's own checkpointing does)."""
+    as KerasTuner's own checkpointing does), atomically: a kill or a full
+    disk mid-write leaves the previous checkpoint (a full disk: one error
+    line naming the file)."""
+    from dlrecipes.training.callbacks import writing
 
     class BestWeights(keras.callbacks.Callback):
         def __init__(self):
@@ -35,10 +37,12 @@ def _make_best_weights(keras, monitor, mode, path, best):
             if self.best is None or (value < self.best if mode == "min"
                                      else value > self.best):
                 self.best = value
+                # Keras names the format after the suffix: keep it.
                 tmp = os.path.join(os.path.dirname(path),
                                    ".tmp-" + os.path.basename(path))
-                self.model.save_weights(tmp)
-                os.replace(tmp, path)
+                with writing(path, tmp):  # nothing half-written is left
+                    self.model.save_weights(tmp)
+                    os.replace(tmp, path)
 
     return BestWeights()
 
@@ -132,7 +136,7 @@ def main(argv=None):
 
         import dlrecipes  # noqa: F401  (quiet imports, registrations)
         from dlrecipes.config import config_from_dict
-        from dlrecipes.registry import get_recipe
+        from dlrecipes.recipe import get_recipe
 
         importlib.import_module(request["recipe_module"])
         recipe = get_recipe(request["recipe"])
