@@ -8,10 +8,12 @@
                         max_trials=10, fixed={"epochs": 5})
     result.best_config, result.directory, result.test_metrics
 
-`tuning/<recipe module>.py` declares each recipe's `SPACE` (hp names are
-config field names); `tuning.runner` wraps KerasTuner's RandomSearch,
-GridSearch, Hyperband and BayesianOptimization; `dlrecipes tune` is
-`tuning.cli`.
+Each recipe declares its space (`Recipe.search_space`; hp names are config
+field names). `tuning.spec` is a search's frozen description, `tuning.runner`
+runs it with KerasTuner's RandomSearch, GridSearch, Hyperband and
+BayesianOptimization (`tuning.tuner`; the KerasTuner patches live in
+`tuning.kt_compat`), every trial through the training engine
+(`tuning.trial`); `dlrecipes tune` is `tuning.cli`.
 """
 
 import dlrecipes  # noqa: F401  (first: TensorFlow's environment, see recipes)

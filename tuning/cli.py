@@ -28,12 +28,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(recipe):
-    from dlrecipes._quiet import quiet_native_stderr
     from dlrecipes.config import add_config_arguments
-
-    # Where tuning.runner imports Keras (dlrecipes.training does): quietly.
-    with quiet_native_stderr():
-        from tuning.runner import ISOLATION, TENSORBOARD, TUNERS
+    from tuning.spec import ISOLATION, TENSORBOARD, TUNERS  # no Keras
 
     parser = _Parser(prog=f"dlrecipes tune {recipe.name}",
                      description=f"Search the hyperparameters of "
