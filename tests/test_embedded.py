@@ -31,7 +31,7 @@ def test_series_are_statsmodels():
     got = series.load_co2()
     np.testing.assert_array_equal(got.values, co2["co2"].to_numpy())
     assert got.time[0] == co2.index[0].strftime("%Y-%m-%d")
-    assert got.info["missing"] == 59
+    assert got.missing == 59
 
 
 @settings(max_examples=60, deadline=None)

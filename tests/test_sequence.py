@@ -16,8 +16,9 @@ from dlrecipes.cli import main
 from dlrecipes.config import config_from_dict
 from dlrecipes.layers import TCN
 from dlrecipes.registry import get_recipe
+from dlrecipes.data.sequences import as_sequences
+from dlrecipes.models.sequence import auto_dilations, tcn_receptive_field
 from recipes import sequence_classification as sc
-from recipes._sequence_models import auto_dilations
 
 RECIPE = "sequence-classification"
 
@@ -42,8 +43,8 @@ def run_dir_of(out):
 @pytest.mark.backends
 def test_images_read_as_rows_or_pixels():
     images = np.arange(2 * 3 * 4, dtype="float32").reshape(2, 3, 4, 1)
-    rows = sc.as_sequences(images, "rows")
-    pixels = sc.as_sequences(images, "pixels")
+    rows = as_sequences(images, "rows")
+    pixels = as_sequences(images, "pixels")
     assert rows.shape == (2, 3, 4) and pixels.shape == (2, 12, 1)
     # Step t of `rows` is image row t; `pixels` goes row by row.
     np.testing.assert_array_equal(rows[1, 2], images[1, 2, :, 0])
@@ -52,10 +53,12 @@ def test_images_read_as_rows_or_pixels():
 
 @pytest.mark.backends
 def test_digits_shapes():
-    rows = sc.load_data(make_config(sequence="rows"))
-    pixels = sc.load_data(make_config(sequence="pixels"))
+    recipe = get_recipe(RECIPE)
+    rows = recipe.load_data(make_config(sequence="rows"))
+    pixels = recipe.load_data(make_config(sequence="pixels"))
     assert rows.input_shape == (8, 8) and pixels.input_shape == (64, 1)
     assert len(rows.test[1]) == 360 and rows.num_classes == 10
+    assert rows.scale == pixels.scale == 1 / 16  # raw 0..16 pixels
     # Same split either way: the same examples in the same order.
     np.testing.assert_array_equal(rows.test[1], pixels.test[1])
     np.testing.assert_array_equal(rows.test[0].reshape(-1, 64, 1),
@@ -71,6 +74,7 @@ def test_auto_dilations_fill_the_sequence(length, kernel_size, expected):
     dilations = auto_dilations(length, kernel_size)
     assert dilations == expected
     field = TCN(8, kernel_size, dilations).receptive_field
+    assert tcn_receptive_field(kernel_size, dilations) == field
     step = 2 * (kernel_size - 1)  # what one more unit of dilation adds
     if length >= 1 + step:
         assert length - step < field <= length

@@ -19,8 +19,24 @@ from dlrecipes.config import config_from_dict
 from dlrecipes.data import series as ts
 from dlrecipes.registry import get_recipe
 from recipes import timeseries_forecasting as tsf
+from results_table import figure, printed, results_table
 
 RECIPE = "timeseries-forecasting"
+# The recipe's Results table (sunspots, one step ahead): its baselines are
+# numpy, exact on every platform, and checked here to the printed digits.
+RESULTS = results_table(tsf)
+
+
+def table_mae(forecast):
+    return figure(RESULTS, "test MAE", forecast=forecast)
+
+
+def load_data(config):
+    return get_recipe(RECIPE).load_data(config)
+
+
+def build_model(config, data):
+    return get_recipe(RECIPE).build_model(config, data)
 
 
 def make_config(**values):
@@ -116,14 +132,14 @@ def test_scaler_and_training_windows_ignore_the_future(tmp_path):
     datas = []
     for name, values in (("a.csv", base), ("b.csv", changed)):
         path = write_csv(tmp_path / name, values)
-        datas.append(tsf.load_data(make_config(
+        datas.append(load_data(make_config(
             dataset=f"csv:{path}", column="value", lookback="6")))
     a, b = datas
-    assert a.info["train_end"] == 84
-    scaler = a.info["scaler"]
+    assert a.train_end == 84
+    scaler = a.scaler
     assert scaler.mean == pytest.approx(base[:84].mean())
     assert scaler.scale == pytest.approx(base[:84].std())
-    assert b.info["scaler"].to_dict() == scaler.to_dict()
+    assert b.scaler.to_dict() == scaler.to_dict()
     np.testing.assert_array_equal(a.train[0], b.train[0])
     np.testing.assert_array_equal(a.train[1], b.train[1])
     # The standardized training targets are (value - mean) / std.
@@ -140,8 +156,8 @@ def test_co2_gaps_are_filled_within_each_split():
     np.testing.assert_array_equal(filled, [1, 2, 3, 3, 10, 10, 4, 4])
     assert np.isnan(values).sum() == 4  # input untouched
     series = ts.load_co2()
-    assert len(series) == 2284 and series.info["missing"] == 59
-    data = tsf.load_data(make_config(dataset="co2"))
+    assert len(series) == 2284 and series.missing == 59
+    data = load_data(make_config(dataset="co2"))
     assert data.input_shape == (52, 1)  # lookback auto = season 52
     for part in (data.train, data.val, data.test):
         assert np.isfinite(part[0]).all() and np.isfinite(part[1]).all()
@@ -189,18 +205,22 @@ def test_linear_ar_is_least_squares_with_intercept():
 
 @pytest.mark.backends
 def test_sunspot_baselines_in_the_report():
-    data = tsf.load_data(make_config())
+    data = load_data(make_config())
     values = ts.load_sunspots().values
-    assert data.info["lookback"] == 11 and data.info["season"] == 11
+    assert data.lookback == 11 and data.season == 11
     test = values[247:]
-    preds = tsf.baselines(data)
+    preds = data.baselines()
     assert ts.errors(preds["persistence"], test[:, None])["mae"] == \
         pytest.approx(np.abs(test - values[246:-1]).mean())
     assert ts.errors(preds["seasonal_naive"], test[:, None])["mae"] == \
         pytest.approx(np.abs(test - values[236:-11]).mean())
-    # About 25.4 (persistence) and 15.6 (AR(11) on the training windows).
-    assert 25 < ts.errors(preds["persistence"], test[:, None])["mae"] < 26
-    assert 15 < ts.errors(preds["linear_ar"], test[:, None])["mae"] < 16.5
+    # The Results table: persistence, seasonal naive, AR(11) fitted on the
+    # training windows.
+    for name, row in (("persistence", "persistence"),
+                      ("seasonal_naive", "seasonal naive (11)"),
+                      ("linear_ar", "linear AR(11)")):
+        mae = ts.errors(preds[name], test[:, None])["mae"]
+        assert printed(mae, table_mae(row)) == table_mae(row), (name, mae)
 
 
 # ---------------------------------------------------------------- lookback
@@ -208,20 +228,20 @@ def test_sunspot_baselines_in_the_report():
 
 @pytest.mark.backends
 def test_tcn_lookback_defaults_to_its_receptive_field():
-    data = tsf.load_data(make_config(model="tcn", kernel_size=2,
-                                     dilations=(1, 2, 4, 8)))
+    data = load_data(make_config(model="tcn", kernel_size=2,
+                                 dilations=(1, 2, 4, 8)))
     assert data.input_shape == (31, 1)  # 1 + 2 * 1 * (1 + 2 + 4 + 8)
-    data = tsf.load_data(make_config(model="gru"))
+    data = load_data(make_config(model="gru"))
     assert data.input_shape == (11, 1)  # the season
 
 
 @pytest.mark.backends
 def test_short_tcn_window_warns():
     with pytest.warns(UserWarning, match="receptive field"):
-        tsf.load_data(make_config(model="tcn", lookback="5"))
+        load_data(make_config(model="tcn", lookback="5"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        tsf.load_data(make_config(model="tcn", lookback="13"))
+        load_data(make_config(model="tcn", lookback="13"))
     assert not [w for w in caught if "receptive field" in str(w.message)]
 
 
@@ -230,13 +250,13 @@ def test_short_tcn_window_warns():
 def test_window_norm_makes_forecasts_shift_with_the_level(model):
     # window_norm="last": forecast(x + c) == forecast(x) + c, for any model.
     config = make_config(model=model, units=8, horizon=2)
-    data = tsf.load_data(config)
-    model = tsf.build_model(config, data)
+    data = load_data(config)
+    model = build_model(config, data)
     x = data.test[0][:8]
     shifted = model.predict(x + 3.0, verbose=0)
     np.testing.assert_allclose(shifted, model.predict(x, verbose=0) + 3.0,
                                atol=1e-4)
-    raw = tsf.build_model(config.replace(window_norm="none"), data)
+    raw = build_model(config.replace(window_norm="none"), data)
     assert not np.allclose(raw.predict(x + 3.0, verbose=0),
                            raw.predict(x, verbose=0) + 3.0, atol=1e-2)
 
@@ -255,7 +275,9 @@ def test_models_smoke(model, tmp_path):
     for name in ("", "_persistence", "_seasonal_naive", "_linear_ar"):
         for err in ("mae", "rmse"):
             assert np.isfinite(metrics[f"test{name}_{err}"])
-    assert metrics["test_persistence_mae"] == pytest.approx(25.44, abs=0.01)
+    persistence = table_mae("persistence")
+    assert printed(metrics["test_persistence_mae"], persistence) == \
+        persistence
     assert (run_dir / "forecast.png").is_file()
 
 

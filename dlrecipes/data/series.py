@@ -4,11 +4,16 @@ Everything here is numpy (no TensorFlow), so forecasting runs under every
 Keras backend. The pieces, in the order a forecasting run uses them:
 
 1. a `Series` from `load_sunspots()`, `load_co2()` or `load_csv(...)`;
-2. `split_points(n)`: chronological train / validation / test boundaries;
-3. `Scaler.fit(values[:train_end])`: statistics of the training part only;
-4. `make_windows(...)`: `(inputs, targets, origins)` per split;
-5. baselines on the test windows: `persistence`, `seasonal_naive`,
-   `LinearAR` (least squares on the training windows), and `errors`.
+2. `forecast_data(series, lookback, horizon, season)`: a `ForecastData`
+   of standardized windows, made of
+   - `split_points(n)`: chronological train / validation / test boundaries;
+   - `interpolate_gaps`: missing values filled within each split;
+   - `Scaler.fit(values[:train_end])`: statistics of the training part only;
+   - `split_windows(...)`: `make_windows` `(inputs, targets, origins)` per
+     split;
+3. baselines on the test windows (`ForecastData.baselines()`):
+   `persistence`, `seasonal_naive`, `LinearAR` (least squares on the
+   training windows), and `errors`.
 
 Window convention: a window with origin `t` has the inputs
 `values[t - lookback:t]` and the targets `values[t:t + horizon]` (the next
@@ -27,7 +32,9 @@ import os
 import numpy as np
 
 from dlrecipes.data import embedded
-from dlrecipes.errors import UsageError
+from dlrecipes.data.description import Data
+from dlrecipes.errors import UsageError, choices_message
+from dlrecipes.paths import check_file
 
 _MISSING = ("", "na", "nan", "n/a", "null", "none", "-", "?")
 # The largest magnitude a series value may have: standardization and the
@@ -38,13 +45,25 @@ MAX_ABS_VALUE = 1e150
 
 @dataclasses.dataclass
 class Series:
-    """A univariate series: float64 `values`, `time` labels, metadata."""
+    """A univariate series.
+
+    Attributes:
+        name: for plots and messages ("sunspots", "csv:load.csv").
+        values: float64; NaN where a value is missing.
+        time: one label per value (years, ISO dates, strings).
+        season: its natural period (1: none known).
+        frequency: "yearly", "weekly" ... ("" where unknown).
+        missing: how many values are NaN.
+        column: the CSV column the values come from ("" otherwise).
+    """
 
     name: str
     values: np.ndarray
     time: np.ndarray
     season: int = 1
-    info: dict = dataclasses.field(default_factory=dict)
+    frequency: str = ""
+    missing: int = 0
+    column: str = ""
 
     def __len__(self):
         return len(self.values)
@@ -61,7 +80,7 @@ def load_sunspots():
     """
     return Series("sunspots", embedded.array("sunspots_values"),
                   embedded.array("sunspots_years"), season=11,
-                  info={"frequency": "yearly"})
+                  frequency="yearly")
 
 
 def load_co2():
@@ -75,8 +94,7 @@ def load_co2():
     """
     values = embedded.array("co2_values")
     return Series("co2", values, embedded.array("co2_weeks"), season=52,
-                  info={"frequency": "weekly",
-                        "missing": int(np.isnan(values).sum())})
+                  frequency="weekly", missing=int(np.isnan(values).sum()))
 
 
 def interpolate_gaps(values, boundaries):
@@ -183,8 +201,38 @@ def load_csv(path, column="", time_column=""):
     time = np.array(times) if tcol is not None else np.arange(len(values))
     return Series(f"csv:{os.path.basename(path)}",
                   np.asarray(values, dtype="float64"), time, season=1,
-                  info={"path": path, "column": column,
-                        "time_column": time_column})
+                  column=column)
+
+
+def check_source(dataset, column="", time_column=""):
+    """UsageError unless `dataset` names an embedded series (`SERIES`) or is
+    `csv:PATH` of a file; `column` and `time_column` belong to a CSV only.
+    Checks the flags before anything is read."""
+    if dataset.startswith("csv:"):
+        path = dataset[len("csv:"):]
+        if not path:
+            raise UsageError("--dataset csv:PATH needs a file path. "
+                             f"Received: dataset={dataset!r}")
+        check_file(path, "--dataset", "csv:PATH naming a CSV file")
+    elif dataset not in SERIES:
+        raise UsageError("--dataset: " + choices_message(
+            "dataset", dataset, SOURCES))
+    elif column or time_column:
+        name = "column" if column else "time-column"
+        raise UsageError(f"--{name} works with --dataset csv:PATH only. "
+                         f"Received: dataset={dataset}")
+
+
+def load_series(dataset, column="", time_column=""):
+    """The `Series` `dataset` names: an embedded one (`SERIES`), or
+    `csv:PATH` (`load_csv(PATH, column, time_column)`)."""
+    if dataset.startswith("csv:"):
+        return load_csv(dataset[len("csv:"):], column, time_column)
+    return SERIES[dataset]()
+
+
+SERIES = {"sunspots": load_sunspots, "co2": load_co2}
+SOURCES = tuple(SERIES) + ("csv:PATH",)  # what `load_series` takes
 
 
 # --------------------------------------------------------- split and scale
@@ -338,3 +386,95 @@ def errors(predictions, targets):
             - np.asarray(targets, "float64"))
     return {"mae": float(np.mean(np.abs(diff))),
             "rmse": float(np.sqrt(np.mean(diff ** 2)))}
+
+
+# --------------------------------------------------------- forecasting data
+
+
+@dataclasses.dataclass(kw_only=True)
+class ForecastData(Data):
+    """`Data` of a forecaster, made by `forecast_data`.
+
+    Each split is `(x, y)`: windows `(n, lookback, 1)` of the standardized
+    series and their next `horizon` standardized values `(n, horizon)`
+    (float32). The fields below turn forecasts back into the series' units
+    and give the baselines their inputs.
+
+    Attributes:
+        series: the `Series` (name and time labels, for plots).
+        values: its float64 values, gaps filled within each split.
+        scaler: the `Scaler` fitted on the training part.
+        lookback, horizon: input and forecast lengths.
+        season: the seasonal-naive baseline's period.
+        train_end, val_end: the split points (`split_points`).
+        windows: `split_windows` of `values`: `{"train" | "val" | "test":
+            (inputs, targets, origins)}` in the series' units.
+    """
+
+    series: Series
+    values: np.ndarray
+    scaler: Scaler
+    lookback: int
+    horizon: int
+    season: int
+    train_end: int
+    val_end: int
+    windows: dict
+
+    def baselines(self):
+        """`{"persistence", "seasonal_naive", "linear_ar": (n, horizon)}`
+        forecasts of the test windows, in the series' units; the linear AR
+        is fitted on the training windows."""
+        x_train, y_train, _ = self.windows["train"]
+        x_test, _, origins = self.windows["test"]
+        return {
+            "persistence": persistence(x_test, self.horizon),
+            "seasonal_naive": seasonal_naive(self.values, origins,
+                                             self.horizon, self.season),
+            "linear_ar": LinearAR().fit(x_train, y_train).predict(x_test),
+        }
+
+
+def forecast_data(series, lookback, horizon, season, val_fraction=0.1,
+                  test_fraction=0.2, where=""):
+    """`series` as a `ForecastData`, split in time order (by default 70%
+    train, 10% validation, 20% test) and standardized with the training
+    part's statistics.
+
+    Missing values are filled by `interpolate_gaps` inside each split (no
+    filled value borrows from a later split).
+
+    Raises:
+        UsageError: the series is too short for one window in every split,
+            or `season` reaches before its start (`where`, e.g. "--dataset
+            co2", opens the message; the series' name by default).
+    """
+    where = where or series.name
+    n = len(series)
+    needed = min_length(lookback, horizon, val_fraction, test_fraction)
+    if n < needed:
+        parts = "/".join(f"{round(100 * f)}" for f in (
+            1 - val_fraction - test_fraction, val_fraction, test_fraction))
+        raise UsageError(
+            f"{where}: {n} values are too few for lookback {lookback} + "
+            f"horizon {horizon} with a {parts} chronological split (needs "
+            f"at least {needed}); lower --lookback or --horizon")
+    train_end, val_end = split_points(n, val_fraction, test_fraction)
+    if season > val_end:
+        raise UsageError(f"--season {season} is longer than the history "
+                         f"before the test part ({val_end} steps). "
+                         f"Received: season={season}")
+    values = series.values
+    if np.isnan(values).any():  # co2: fill within each split, no leakage
+        values = interpolate_gaps(values, (train_end, val_end))
+    scaler = Scaler.fit(values[:train_end])
+    scaled = scaler.transform(values).astype("float32")
+    windows = split_windows(scaled, lookback, horizon, train_end, val_end)
+    parts = [(windows[k][0][..., None], windows[k][1])
+             for k in ("train", "val", "test")]
+    return ForecastData(
+        *parts, input_shape=(lookback, 1), source=series.name,
+        series=series, values=values, scaler=scaler, lookback=lookback,
+        horizon=horizon, season=season, train_end=train_end,
+        val_end=val_end,
+        windows=split_windows(values, lookback, horizon, train_end, val_end))

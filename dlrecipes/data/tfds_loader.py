@@ -1,5 +1,8 @@
 """tensorflow-datasets loaders, with one-line errors when offline.
 
+`load_tfds_splits` cuts a dataset into train / validation / test splits for
+the recipes (the one place that does).
+
 `load` reads a dataset that is already prepared in the data directory
 without touching the network. Otherwise it first checks, once and within
 `PROBE_TIMEOUT_S` seconds, that one of the hosts the dataset downloads from
@@ -16,6 +19,7 @@ import shutil
 import socket
 import threading
 import time
+import typing
 import urllib.parse
 import urllib.request
 
@@ -217,3 +221,80 @@ def _remove_new(path, before):
     else:
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+# ------------------------------------------------------------------- splits
+
+
+class TfdsSplits(typing.NamedTuple):
+    """What `load_tfds_splits` returns: unbatched splits (`val` may be
+    None), the number of training examples and tfds' `DatasetInfo`."""
+
+    train: object
+    val: object
+    test: object
+    num_train: int
+    info: object
+
+
+def load_tfds_splits(name, data_dir=None, val_fraction=0.1,
+                     test_fraction=None, as_supervised=True):
+    """Train, validation and test splits of a tensorflow-datasets dataset,
+    unbatched, and what tfds knows about it: the one place where the
+    recipes cut tfds splits.
+
+    Validation is the last `val_fraction` of tfds' "train" split (rounded
+    to whole percents, as tfds slices); the test set is tfds' "test" split
+    or, for a dataset that has only "train" (tf_flowers, cats_vs_dogs), its
+    last `test_fraction`. So `val_fraction` is a fraction of all training
+    examples either way: `train[:70%]`, `train[70%:80%]`, `train[80%:]` for
+    0.1 and 0.2. tfds slices are deterministic: the seed shuffles batches,
+    it never moves an example between splits.
+
+    Args:
+        name: the tfds dataset name, e.g. "mnist".
+        data_dir: the tfds data directory ("" or None: tfds' default).
+        val_fraction: fraction of "train" held out for validation (0: no
+            validation split).
+        test_fraction: None: the dataset's "test" split; a fraction: the
+            end of "train" held out as the test set.
+        as_supervised: `(input, label)` pairs.
+
+    Returns:
+        `TfdsSplits(train, val, test, num_train, info)`: unbatched
+        `tf.data.Dataset`s (`val` None when `val_fraction` is 0), the
+        number of training examples (counted once where tfds does not know
+        it, e.g. under `tfds.testing.mock_data`) and the
+        `tfds.core.DatasetInfo`.
+
+    Raises:
+        UsageError, RunError: as `load`.
+    """
+    val_pct = int(round(val_fraction * 100))
+    if test_fraction is None:
+        end, test = 100, "test"
+    else:
+        end = 100 - int(round(test_fraction * 100))
+        test = f"train[{end}%:]"
+    train = "train" if end == 100 else f"train[:{end}%]"
+    if val_pct:
+        splits = [f"train[:{end - val_pct}%]",
+                  f"train[{end - val_pct}%:{end}%]"
+                  if end < 100 else f"train[{end - val_pct}%:]", test]
+    else:
+        splits = [train, test]
+    datasets, info = load(name, splits, data_dir=data_dir or None,
+                          as_supervised=as_supervised)
+    if not val_pct:
+        datasets = [datasets[0], None, datasets[1]]
+    return TfdsSplits(*datasets, num_train=count_examples(datasets[0]),
+                      info=info)
+
+
+def count_examples(dataset):
+    """Examples in an unbatched `tf.data.Dataset` (counted once when its
+    cardinality is unknown, e.g. tfds mock data or some builders)."""
+    n = int(dataset.cardinality())
+    if n < 0:
+        n = int(dataset.reduce(0, lambda count, _: count + 1))
+    return n

@@ -1,18 +1,26 @@
-"""Sequence encoders shared by the forecasting, sequence- and
-text-classification recipes (not a recipe: it registers nothing).
+"""Sequence encoders: one `(batch, time, channels)` -> `(batch, features)`
+function for the forecasting, sequence- and text-classification recipes.
 
-`sequence_encoder(x, ...)` maps a `(batch, time, channels)` tensor to a
-`(batch, features)` tensor with one of the `ENCODERS`, built from Keras
+`sequence_encoder(x, model, ...)` builds one of the `ENCODERS` from Keras
 layers and `dlrecipes.layers` (TCN, TransformerEncoder, position
-encodings); the recipes add their own inputs and heads.
+encodings); a recipe adds its own inputs and head. `auto_dilations` and
+`tcn_receptive_field` size a TCN without building one.
+
+Importing this module imports no Keras (`dlrecipes.lazy`): a recipe module
+imports it at the top, and Keras loads when a model is built.
 """
 
-import keras
-
-from dlrecipes.layers import (TCN, PositionEmbedding, SinePositionEncoding,
-                              TransformerEncoder)
+from dlrecipes.lazy import dl_layers, keras
 
 ENCODERS = ("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn", "transformer")
+
+
+def tcn_receptive_field(kernel_size, dilations):
+    """Input steps one output of `tcn_layer(units, kernel_size, dilations)`
+    depends on: `1 + 2 (kernel_size - 1) sum(dilations)` (two causal
+    convolutions per residual block), as `dlrecipes.layers.TCN`'s
+    `receptive_field`."""
+    return 1 + 2 * (kernel_size - 1) * sum(dilations)
 
 
 def auto_dilations(length, kernel_size):
@@ -28,7 +36,7 @@ def auto_dilations(length, kernel_size):
         return (1,)
 
     def field(dilations):
-        return 1 + step * sum(dilations)
+        return tcn_receptive_field(kernel_size, dilations)
 
     dilations = [1]
     while field(dilations + [2 * dilations[-1]]) <= length:
@@ -43,7 +51,7 @@ def tcn_layer(units, kernel_size, dilations, dropout=0.0,
               kernel_initializer="he_normal", name="tcn"):
     """The recipes' TCN: causal, last step out, skip connections, layer
     norm."""
-    return TCN(filters=units, kernel_size=kernel_size,
+    return dl_layers.TCN(filters=units, kernel_size=kernel_size,
                dilations=tuple(dilations), dropout=dropout, norm="layer",
                return_sequences=False, causal=True,
                kernel_initializer=kernel_initializer, name=name)
@@ -121,16 +129,16 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
             x = keras.layers.Dense(units, kernel_initializer="glorot_uniform",
                                    name="projection")(x)  # (b, time, units)
             if position == "learned":
-                positions = PositionEmbedding(x.shape[1],
-                                              name="position_embedding")(x)
+                positions = dl_layers.PositionEmbedding(
+                    x.shape[1], name="position_embedding")(x)
             else:
-                positions = SinePositionEncoding(name="position_encoding")(x)
+                positions = dl_layers.SinePositionEncoding(
+                    name="position_encoding")(x)
             x = keras.layers.Add(name="add_position")([x, positions])
         for i in range(num_layers):
-            x = TransformerEncoder(num_heads=num_heads,
-                                   intermediate_dim=2 * units,
-                                   dropout=dropout, causal=causal,
-                                   name=f"transformer_{i}")(x)
+            x = dl_layers.TransformerEncoder(
+                num_heads=num_heads, intermediate_dim=2 * units,
+                dropout=dropout, causal=causal, name=f"transformer_{i}")(x)
         if causal:
             return x[:, -1, :]  # (batch, units): the step that saw it all
         if pool == "flatten":
@@ -139,11 +147,3 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
     raise ValueError(f"`model` must be one of {', '.join(ENCODERS)}. "
                      f"Received: model={model!r}")
 
-
-def count_examples(dataset):
-    """Examples in an unbatched `tf.data.Dataset` (counted once when its
-    cardinality is unknown, e.g. tfds mock data or some builders)."""
-    n = int(dataset.cardinality())
-    if n < 0:
-        n = int(dataset.reduce(0, lambda count, _: count + 1))
-    return n
