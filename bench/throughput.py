@@ -97,7 +97,7 @@ def keras_model(name, s):
         from dlrecipes.layers import TCN
 
         inputs = keras.Input((s["lookback"], 1))
-        # recipes._sequence_models.tcn_layer: the forecaster's TCN.
+        # dlrecipes.models.sequence.tcn_layer: the forecaster's TCN.
         h = TCN(filters=s["filters"], kernel_size=s["kernel_size"],
                 dilations=s["dilations"], dropout=0.0, norm="layer",
                 return_sequences=False, causal=True)(inputs)
