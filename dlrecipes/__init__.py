@@ -50,7 +50,7 @@ from dlrecipes.recipe import (  # noqa: E402,F401
 # these import Keras, which is imported first, quietly
 # (`dlrecipes.lazy.import_keras`).
 _KERAS_SUBMODULES = ("callbacks", "layers", "saving", "schedules",
-                     "training")
+                     "training", "models", "vision", "forecast_report")
 # Importing these registers their classes with Keras serialization.
 _REGISTERING = ("callbacks", "layers", "schedules")
 
