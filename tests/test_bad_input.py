@@ -11,9 +11,9 @@ import os
 import keras
 import pytest
 
-import recipes  # noqa: F401  (registers every recipe)
+from conftest import RECIPES
 from dlrecipes.cli import main
-from dlrecipes.registry import list_recipes
+from dlrecipes.registry import get_recipe
 
 IC = ["run", "image-classification"]
 TL = ["run", "transfer-learning"]
@@ -212,13 +212,23 @@ CASES = [
 ]
 
 # Cases every registered recipe must answer alike (a new recipe joins them).
-CASES += [case for name in list_recipes() for case in (
+CASES += [case for name in RECIPES for case in (
     (f"huge-seed-{name}", ["run", name, "--seed", str(2**32)], 2,
      "--seed must be in [0, 4294967295]. Received: seed=4294967296"),
+    (f"zero-epochs-{name}", ["run", name, "--epochs", "0"], 2,
+     "--epochs must be >= 1. Received: epochs=0"),
+    (f"unknown-flag-{name}", ["run", name, "--colour", "red"], 2,
+     "unrecognized"),
     (f"config-of-another-recipe-{name}",
      ["run", name, "--config", "{other_recipe.json}"], 2,
      f"is for recipe 'another-recipe', not '{name}'"),
 )]
+# A recipe that declares its datasets names them all when given another.
+CASES += [
+    (f"unknown-dataset-{name}", ["run", name, "--dataset", "no-such-data"],
+     2, "unknown dataset 'no-such-data'; valid choices: "
+     + ", ".join(get_recipe(name).datasets))
+    for name in RECIPES if get_recipe(name).datasets]
 
 
 def _download_fails(monkeypatch):
@@ -320,7 +330,7 @@ def test_the_sweep_is_wide_enough():
                         "bench"}
     recipes_hit = {argv[1] for _, argv, *_ in CASES
                    if argv[:1] == ["run"] and len(argv) > 1}
-    assert set(list_recipes()) <= recipes_hit
+    assert set(RECIPES) <= recipes_hit
     assert len(CASES) >= 40
 
 

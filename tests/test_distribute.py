@@ -3,14 +3,18 @@ run: two devices in one process under JAX
 (`--xla_force_host_platform_device_count=2`) and under TensorFlow (two
 logical CPUs, `MirroredStrategy`), and two JAX processes on loopback
 (`keras.distribution.initialize`, gloo collectives). The JAX runs hide
-TensorFlow (a GPU machine has none), and every recipe's smoke config runs
-under JAX without TensorFlow, with `--mixed-precision`.
+TensorFlow (a GPU machine has none), and every registered recipe's smoke
+config runs under JAX without TensorFlow, with `--mixed-precision` (forced
+to mixed_bfloat16 on this CPU, as a GPU machine would train).
 
 Each configuration runs in a subprocess (device counts and a JAX job are
-fixed per process); the module-scoped fixtures run each once.
+fixed per process). The subprocesses that the selected tests need start
+together when the first of them is needed, two at a time (`jobs`).
 """
 
+import concurrent.futures
 import json
+import math
 import os
 import socket
 import subprocess
@@ -19,13 +23,11 @@ import sys
 import numpy as np
 import pytest
 
-import recipes  # noqa: F401  (registers every recipe)
+from conftest import RECIPES, ROOT, smoke_argv
 from dlrecipes.errors import UsageError
-from dlrecipes.registry import get_recipe, list_recipes
+from dlrecipes.registry import get_recipe
 from dlrecipes.training import distribute
 from dlrecipes.training.resume import EpochArrays
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Makes this machine look like the GPU machines (../shared/gpu/README.md):
 # no TensorFlow, tfds, scikit-learn, statsmodels, pandas or matplotlib.
@@ -56,7 +58,9 @@ tf.config.set_logical_device_configuration(
 '''
 
 # Runs image-classification once per config in argv[1] (a JSON list) and
-# prints the results (or the UsageError) as one JSON line.
+# prints the results (or the UsageError) as one JSON line. A config with
+# "report": false skips the recipe's report (plots, a classical baseline):
+# the single-device references, whose numbers are all that is compared.
 DRIVER = '''
 import json, sys
 import recipes
@@ -64,8 +68,11 @@ from dlrecipes.errors import UsageError
 from dlrecipes.registry import get_recipe
 from dlrecipes.training import run_recipe
 recipe = get_recipe("image-classification")
+report = recipe.report
 out = []
 for values in json.loads(sys.argv[1]):
+    recipe.report = (report if values.pop("report", True)
+                     else lambda *args, **kwargs: {})
     try:
         result = run_recipe(recipe, recipe.config_class(**values),
                             resume=False, print_summary=False)
@@ -77,24 +84,23 @@ for values in json.loads(sys.argv[1]):
 print("RESULT " + json.dumps(out, default=str))
 '''
 
-# Every registered recipe's smoke config through the CLI, with
-# --mixed-precision; prints {name: [exit code, stderr lines]}.
+# The CLI once per {name: argv} in argv[1] (a JSON object); prints
+# {name: [exit code, stderr lines that start with "error", metrics.json
+# of the run or null]}.
 SMOKE_ALL = '''
-import contextlib, io, json, sys
+import contextlib, glob, io, json, os, sys
 import recipes
 from dlrecipes.cli import main
-from dlrecipes.registry import get_recipe, list_recipes
 out = {}
-for name in list_recipes():
-    args = ["run", name, "--output-dir", sys.argv[1], "--verbose", "0",
-            "--mixed-precision"]
-    for key, value in get_recipe(name).module.SMOKE.items():
-        args += ["--" + key.replace("_", "-"), str(value)]
+for name, args in json.loads(sys.argv[1]).items():
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
         code = main(args)
+    found = glob.glob(os.path.join(args[args.index("--output-dir") + 1],
+                                   name, "*", "metrics.json"))
+    metrics = json.load(open(found[0])) if len(found) == 1 else None
     out[name] = [code, [l for l in err.getvalue().splitlines()
-                        if l.startswith("error")]]
+                        if l.startswith("error")], metrics]
 print("RESULT " + json.dumps(out))
 '''
 
@@ -142,12 +148,10 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def jax_two_devices(tmp_path_factory):
+def _jax_two_devices(tmp):
     """Single device, then 2 devices, then a batch size that does not
     split, all in one JAX process with two CPU devices."""
-    tmp = tmp_path_factory.mktemp("jax2")
-    runs = [dict(CONFIG, output_dir=str(tmp / "single")),
+    runs = [dict(CONFIG, output_dir=str(tmp / "single"), report=False),
             dict(CONFIG, output_dir=str(tmp / "dist"), distribute=True),
             dict(CONFIG, output_dir=str(tmp / "odd"), distribute=True,
                  batch_size=63)]
@@ -157,11 +161,9 @@ def jax_two_devices(tmp_path_factory):
     return tmp, _result(proc)
 
 
-@pytest.fixture(scope="module")
-def jax_two_processes(tmp_path_factory):
+def _jax_two_processes(tmp):
     """Two JAX processes (one CPU device each) writing to one output
     directory."""
-    tmp = tmp_path_factory.mktemp("jaxmp")
     runs = [dict(CONFIG, output_dir=str(tmp / "runs"), distribute=True)]
     port = _free_port()
     procs = [
@@ -177,6 +179,61 @@ def jax_two_processes(tmp_path_factory):
             if p.poll() is None:
                 p.kill()
     return tmp, results
+
+
+def _tensorflow_two_devices(tmp):
+    runs = [dict(CONFIG, output_dir=str(tmp / "single"), report=False),
+            dict(CONFIG, output_dir=str(tmp / "dist"), distribute=True)]
+    proc = _start(TWO_TF_CPUS, DRIVER, [json.dumps(runs)],
+                  _env(tmp, KERAS_BACKEND="tensorflow"), tmp)
+    return _result(proc)
+
+
+# Every registered recipe's smoke run under JAX without TensorFlow, with
+# --mixed-precision forced to mixed_bfloat16 (what a GPU machine trains).
+FORCED_POLICY = "mixed_bfloat16"
+
+
+def _smoke_without_tensorflow(tmp):
+    runs = {name: smoke_argv(name, tmp / "runs", "--mixed-precision")
+            for name in RECIPES}
+    proc = _start(HIDE_TENSORFLOW, SMOKE_ALL, [json.dumps(runs)],
+                  _env(tmp, KERAS_BACKEND="jax",
+                       DLRECIPES_FORCE_MIXED=FORCED_POLICY), tmp)
+    return _result(proc)
+
+
+# test name -> the subprocess jobs it reads, longest first.
+JOBS = {"smoke": _smoke_without_tensorflow, "jax2": _jax_two_devices,
+        "jaxmp": _jax_two_processes, "tf2": _tensorflow_two_devices}
+NEEDS = {"test_recipe_runs_under_jax_without_tensorflow": ("smoke",),
+         "test_jax_two_devices_match_one": ("jax2",),
+         "test_jax_two_processes_train_in_lockstep": ("jaxmp", "jax2"),
+         "test_tensorflow_two_logical_devices_match_one": ("tf2",)}
+
+
+@pytest.fixture(scope="module")
+def jobs(request, tmp_path_factory):
+    """{job: future} of the subprocesses the selected tests of this module
+    need, run two at a time (the two-process JAX job counts as one)."""
+    names = {job for item in request.session.items
+             if item.path == request.path
+             for job in NEEDS.get(item.originalname, ())}
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    futures = {name: pool.submit(fn, tmp_path_factory.mktemp(name))
+               for name, fn in JOBS.items() if name in names}
+    yield futures
+    pool.shutdown(wait=True)
+
+
+@pytest.fixture(scope="module")
+def jax_two_devices(jobs):
+    return jobs["jax2"].result()
+
+
+@pytest.fixture(scope="module")
+def jax_two_processes(jobs):
+    return jobs["jaxmp"].result()
 
 
 def test_jax_two_devices_match_one(jax_two_devices):
@@ -226,13 +283,9 @@ def test_jax_two_processes_train_in_lockstep(jax_two_processes,
     assert not [n for n in os.listdir(tmp) if n.startswith("dlrecipes-")]
 
 
-def test_tensorflow_two_logical_devices_match_one(tmp_path):
+def test_tensorflow_two_logical_devices_match_one(jobs):
     pytest.importorskip("tensorflow")
-    runs = [dict(CONFIG, output_dir=str(tmp_path / "single")),
-            dict(CONFIG, output_dir=str(tmp_path / "dist"), distribute=True)]
-    proc = _start(TWO_TF_CPUS, DRIVER, [json.dumps(runs)],
-                  _env(tmp_path, KERAS_BACKEND="tensorflow"), tmp_path)
-    single, dist = _result(proc)
+    single, dist = jobs["tf2"].result()
     assert single["metrics"]["replicas"] == 1
     assert dist["metrics"]["replicas"] == 2
     # MirroredStrategy splits each batch of the same data order: the
@@ -242,28 +295,26 @@ def test_tensorflow_two_logical_devices_match_one(tmp_path):
                                single["metrics"]["test_loss"], rtol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def smoke_without_tensorflow(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("notf")
-    proc = _start(HIDE_TENSORFLOW, SMOKE_ALL, [str(tmp / "runs")],
-                  _env(tmp, KERAS_BACKEND="jax"), tmp)
-    return _result(proc)
-
-
 # Recipes whose data loading needs tensorflow-datasets or tf.data even on
 # their default dataset; they must say so in one line.
 NEEDS_TENSORFLOW = {"text-classification"}
 
 
-@pytest.mark.parametrize("name", list_recipes())
-def test_recipe_runs_under_jax_without_tensorflow(name,
-                                                  smoke_without_tensorflow):
-    code, errors = smoke_without_tensorflow[name]
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_runs_under_jax_without_tensorflow(name, jobs):
+    code, errors, metrics = jobs["smoke"].result()[name]
     if name in NEEDS_TENSORFLOW and code != 0:
         assert code == 2 and len(errors) == 1, errors
         assert "tensorflow" in errors[0].lower(), errors
-    else:
-        assert code == 0, errors
+        return
+    assert code == 0, errors
+    # Trained, evaluated and saved in the forced policy.
+    assert metrics["backend"] == "jax"
+    assert metrics["dtype_policy"] == FORCED_POLICY
+    test_metrics = {k: v for k, v in metrics.items()
+                    if k.startswith("test_")}
+    assert test_metrics and all(math.isfinite(v)
+                                for v in test_metrics.values()), metrics
 
 
 # ------------------------------------------------------- in-process tests

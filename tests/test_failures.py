@@ -42,8 +42,8 @@ def no_report(monkeypatch):
     import recipes  # noqa: F401  (registers the recipes)
     from dlrecipes.registry import get_recipe
 
-    module = get_recipe("image-classification").module
-    monkeypatch.setattr(module, "report", lambda *args: {})
+    recipe = get_recipe("image-classification")
+    monkeypatch.setattr(type(recipe), "report", lambda *args: {})
 
 
 def _error_line(capsys):

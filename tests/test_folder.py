@@ -10,11 +10,15 @@ import pytest
 
 import recipes  # noqa: F401  (registers every recipe)
 from dlrecipes.cli import main
-from dlrecipes.data import load_digits, stratified_split
+from dlrecipes.data import images, load_digits, stratified_split
 from dlrecipes.data import synthetic
 from dlrecipes.errors import UsageError
+from dlrecipes.registry import get_recipe
 from dlrecipes.training import Data, plots, reports, sublayers
 from recipes import image_classification as ic
+from results_table import figure, printed, results_table
+
+RECIPE = get_recipe("image-classification")
 
 
 def _png(path, seed, size=12):
@@ -59,7 +63,7 @@ def _with_broken_files(root):
 def test_unreadable_images_are_skipped_with_one_warning(tmp_path):
     root = _with_broken_files(tmp_path / "images")
     with pytest.warns(UserWarning) as caught:
-        data = ic.load_folder(_config(root, image_size=12), str(root))
+        data = images.load_folder(str(root), image_size=12)
     assert len(caught) == 1
     message = str(caught[0].message)
     assert "skipped 2 unreadable image files" in message, message
@@ -93,7 +97,7 @@ def test_unusable_folders_are_usage_errors(tmp_path, make, message):
     root = tmp_path / "images"
     make(root)
     with pytest.raises(UsageError, match=message):
-        ic.load_folder(_config(root, image_size=12), str(root))
+        images.load_folder(str(root), image_size=12)
 
 
 # ------------------------------------------------------------------ split
@@ -101,16 +105,17 @@ def test_unusable_folders_are_usage_errors(tmp_path, make, message):
 
 def test_split_is_disjoint_stratified_and_has_every_class(tmp_path):
     root = _folder(tmp_path / "images", per_class=6, classes="abc")
-    data = ic.load_folder(_config(root, image_size=12, seed=3), str(root))
+    data = images.load_folder(str(root), image_size=12)
     parts = (data.train, data.val, data.test)
     for x, y in parts:
         assert x.dtype == np.uint8 and x.shape[1:] == (12, 12, 3)
         assert sorted(set(y.tolist())) == [0, 1, 2]
     rows = [bytes(img) for x, _ in parts for img in x]
     assert len(set(rows)) == len(rows) == 18  # no image in two parts
-    # The split does not move with the seed: every run (and the baseline)
-    # sees the same test set.
-    again = ic.load_folder(_config(root, image_size=12, seed=4), str(root))
+    # The split does not move with the run's seed: every run (and the
+    # baseline) sees the same test set.
+    again = RECIPE.load_data(_config(root, image_size=12, seed=4,
+                                     verbose=0))
     np.testing.assert_array_equal(again.test[0], data.test[0])
 
 
@@ -119,12 +124,12 @@ def test_split_is_disjoint_stratified_and_has_every_class(tmp_path):
 
 def test_tiny_training_set_prints_a_transfer_learning_hint(tmp_path, capsys):
     root = _folder(tmp_path / "images")
-    ic.load_data(_config(root, image_size=12))
+    RECIPE.load_data(_config(root, image_size=12))
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("note: "), err
     assert f"dlrecipes run transfer-learning --dataset folder:{root}" \
         in err[0]
-    ic.load_data(_config(root, image_size=12, verbose=0))
+    RECIPE.load_data(_config(root, image_size=12, verbose=0))
     assert capsys.readouterr().err == ""
 
 
@@ -137,9 +142,9 @@ def test_short_runs_get_batch_norm_that_settles():
     def momenta(num_train, epochs):
         x = np.zeros((num_train, 8, 8, 1), "uint8")
         data = Data((x, np.zeros(num_train, "int32")), None, None,
-                    (8, 8, 1), 2, ("a", "b"), {"scale": 1 / 16})
+                    (8, 8, 1), 2, ("a", "b"), scale=1 / 16)
         config = ic.ImageClassificationConfig(epochs=epochs)
-        model = ic.build_model(config, data)
+        model = RECIPE.build_model(config, data)
         return {layer.momentum for layer in sublayers.walk(model)
                 if isinstance(layer, keras.layers.BatchNormalization)}
 
@@ -171,8 +176,8 @@ def test_misclassified_titles_say_true_then_predicted(tmp_path,
     pred = np.array([0, 2, 1, 1, 2])
     x = np.random.default_rng(0).uniform(size=(5, 4, 4, 3))
     data = Data((x, y), None, (x, y), (4, 4, 3), 3, names)
-    metrics = ic.report(_FixedPredictions(pred, 3), data, str(tmp_path),
-                        None)
+    metrics = RECIPE.report(_FixedPredictions(pred, 3), data, str(tmp_path),
+                            None)
     titles = [ax.get_title() for ax in figures["misclassified.png"].axes
               if ax.get_title()]
     assert titles == ["true: dog\npred: owl", "true: owl\npred: dog",
@@ -273,12 +278,20 @@ def test_small_folder_beats_the_pixel_baseline(tmp_path):
 
 @pytest.mark.slow
 def test_small_folder_default_run(tmp_path):
-    """The README's figure: 120 images, every default (86 training images
-    repeated 6 times an epoch, 40 epochs): 1.000 on the 24 test images;
-    the nearest-neighbours baseline 0.333."""
+    """The Results table's stripes figures: 120 images, every default (86
+    training images repeated 6 times an epoch, 40 epochs), seed 0: the
+    ResNet's and the nearest-neighbours baseline's test accuracy on the
+    24 test images, to the printed digit (same seed, same CPU TensorFlow:
+    the same run; the baseline is NumPy and exact)."""
     metrics = _folder_run(tmp_path, 40, 32)
     print("stripes, 120 images, defaults:", metrics["test_accuracy"],
           metrics["test_baseline_accuracy"])
-    assert metrics["test_accuracy"] >= 0.95
+    table = results_table(ic)
+    for key, model in (("test_accuracy", "resnet"),
+                       ("test_baseline_accuracy",
+                        "3-nearest neighbours (pixels)")):
+        expected = figure(table, "test accuracy", data="stripes",
+                          model=model)
+        assert printed(metrics[key], expected) == expected, (key, metrics)
     assert metrics["test_accuracy"] >= metrics[
         "test_baseline_accuracy"] + 0.3

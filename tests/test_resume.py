@@ -2,11 +2,18 @@
 again with the same command finishes with the same weights as an
 uninterrupted run, and a complete run directory; same seed, same numbers.
 
-Each run is a subprocess (SIGKILL ends the interpreter); the kill is
-injected by wrapping harness functions in the child, not by hooks in the
-product code.
+Every killed run is its own subprocess (SIGKILL ends the interpreter); the
+kill is injected by wrapping harness functions in the child, not by hooks in
+the product code. The kills of the selected tests run side by side with one
+more process, the finisher: it trains the uninterrupted baseline (and the
+other-seed run), then, once every kill is done, resumes each killed run
+directory with the same command, one after another (every `main` call
+starts from a fresh Keras session and the seed, as a new process does).
 """
 
+import concurrent.futures
+import dataclasses
+import functools
 import glob
 import json
 import os
@@ -17,26 +24,39 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from dlrecipes.training import rundir
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EPOCHS = 3
+SEED, OTHER_SEED = 3, 4
 # No random layer (no augmentation, no dropout): the result is exact.
-# Batches of 128: 10 steps per epoch.
+# A one-stage ResNet (batch normalization included: its moving statistics
+# must come back too); batches of 128: 10 steps per epoch.
 ARGS = ["run", "image-classification", "--epochs", str(EPOCHS),
         "--augment", "none", "--dropout", "0", "--width", "8",
-        "--batch-size", "128", "--verbose", "0"]
+        "--stages", "1", "--batch-size", "128", "--verbose", "0"]
 
+# argv: the kill point ("none" in the finisher), the runs to make (JSON
+# [[output_dir, seed], ...]), the run's other flags (JSON), and for the
+# finisher a file that lists, once every kill is done, the runs to resume
+# (same format). Prints the exit codes as one RESULT line.
 _DRIVER = r"""
-import json, os, signal, sys
-kill_at = sys.argv[1]
-argv = json.loads(sys.argv[2])
+import json, os, signal, sys, time
+kill_at, runs, args = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+resume_list = sys.argv[4] if len(sys.argv) > 4 else None
 import keras
+import recipes
 from dlrecipes.cli import main
+from dlrecipes.registry import get_recipe
 from dlrecipes.training import loop, resume
 
 def die():
     os.kill(os.getpid(), signal.SIGKILL)
+
+recipe = get_recipe("image-classification")
+# The recipe's report (plots, a classical baseline) is not what resuming
+# is about: off in every run, so that the numbers compare like for like.
+recipe.report = lambda *args, **kwargs: {}
 
 class Killer(keras.callbacks.Callback):
     epoch = 0
@@ -94,23 +114,34 @@ if kill_at == "saving-metrics":
     loop.atomic_write_json = half_then_die
 
 if kill_at == "report":
-    from dlrecipes.registry import get_recipe
-    import recipes
-    recipe = get_recipe("image-classification")
     def report_dies(*args, **kwargs):
         die()
-    recipe.module.report = report_dies
+    recipe.report = report_dies
 
-sys.exit(main(argv))
+def run(output_dir, seed):
+    return main(args + ["--output-dir", output_dir, "--seed", str(seed)])
+
+codes = {output_dir: run(output_dir, seed) for output_dir, seed in runs}
+if resume_list:
+    waited = 0
+    while not os.path.exists(resume_list):
+        if os.getppid() == 1 or waited > 1800:  # pytest is gone
+            sys.exit(3)
+        time.sleep(0.2)
+        waited += 0.2
+    with open(resume_list) as f:
+        for output_dir, seed in json.load(f):
+            codes[output_dir] = run(output_dir, seed)
+print("RESULT " + json.dumps(codes))
 """
 
 
-def _run(output_dir, kill_at="none", seed=3):
-    argv = ARGS + ["--output-dir", str(output_dir), "--seed", str(seed)]
+def _command(kill_at, runs, resume_list=None):
+    argv = [sys.executable, "-c", _DRIVER, kill_at,
+            json.dumps([[str(out), seed] for out, seed in runs]),
+            json.dumps(ARGS)] + ([str(resume_list)] if resume_list else [])
     env = {**os.environ, "PYTHONPATH": ROOT}
-    return subprocess.run(
-        [sys.executable, "-c", _DRIVER, kill_at, json.dumps(argv)],
-        capture_output=True, text=True, env=env, timeout=600)
+    return argv, env
 
 
 def _run_dirs(output_dir):
@@ -118,6 +149,7 @@ def _run_dirs(output_dir):
                                          "image-classification", "*")))
 
 
+@functools.lru_cache(maxsize=None)
 def _weights(run_dir):
     import dlrecipes
 
@@ -132,13 +164,94 @@ def _numbers(run_dir):
             if k.startswith("test_") or k in ("params", "epochs_run")}
 
 
+@dataclasses.dataclass
+class Killed:
+    """A killed run, as it stood before it was resumed."""
+
+    returncode: int
+    stderr: str
+    run_dirs: list
+    finished: bool
+    unreadable: list  # JSON files left that do not parse
+
+
+@dataclasses.dataclass
+class Runs:
+    baseline: str  # its run directory
+    other: str
+    killed: dict  # kill point -> Killed
+    codes: dict  # output directory -> exit code, in the finisher
+    stderr: str  # the finisher's
+    tmp: object
+
+
+def _kill(kill_at, output_dir):
+    argv, env = _command(kill_at, [(output_dir, SEED)])
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env,
+                          timeout=600)
+    found = _run_dirs(output_dir)
+    unreadable = []
+    for run_dir in found:
+        for name in ("config.json", "best.json"):
+            path = os.path.join(run_dir, name)
+            if os.path.exists(path):
+                try:
+                    with open(path) as f:
+                        json.load(f)
+                except ValueError:
+                    unreadable.append(path)
+    finished = any(rundir.is_finished(d) for d in found)
+    return Killed(proc.returncode, proc.stderr[-3000:], found, finished,
+                  unreadable)
+
+
+def _selected(request):
+    """Kill points of the selected tests, and whether the other-seed test
+    is selected: only the runs the selected tests need are made."""
+    kill_points, other = [], False
+    for item in request.session.items:
+        if item.path != request.path:
+            continue
+        params = getattr(item, "callspec", None)
+        if params is not None and "kill_at" in params.params:
+            kill_points.append(params.params["kill_at"])
+        other |= item.originalname == "test_other_seed_other_numbers"
+    return kill_points, other
+
+
 @pytest.fixture(scope="module")
-def baseline(tmp_path_factory):
-    out = tmp_path_factory.mktemp("baseline")
-    done = _run(out)
-    assert done.returncode == 0, done.stderr[-3000:]
-    (run_dir,) = _run_dirs(out)
-    return run_dir
+def runs(request, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("resume")
+    kill_points, other = _selected(request)
+    resume_list = tmp / "resume.json"
+    finisher_runs = [(tmp / "baseline", SEED)]
+    if other:
+        finisher_runs.append((tmp / "other", OTHER_SEED))
+    argv, env = _command("none", finisher_runs, resume_list)
+    finisher = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    try:
+        # Two kills at a time beside the finisher.
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            futures = {k: pool.submit(_kill, k, tmp / k)
+                       for k in kill_points}
+            killed = {k: f.result() for k, f in futures.items()}
+        with open(str(resume_list) + ".tmp", "w") as f:
+            json.dump([[str(tmp / k), SEED] for k in kill_points], f)
+        os.replace(str(resume_list) + ".tmp", resume_list)
+        stdout, stderr = finisher.communicate(timeout=1200)
+    finally:
+        if finisher.poll() is None:
+            finisher.kill()
+            finisher.communicate()
+    lines = [line for line in stdout.splitlines()
+             if line.startswith("RESULT ")]
+    assert lines, f"the finisher printed no result:\n{stderr[-3000:]}"
+    codes = json.loads(lines[-1][len("RESULT "):])
+    dirs = {name: _run_dirs(tmp / name) for name in ("baseline", "other")}
+    return Runs(dirs["baseline"][0] if dirs["baseline"] else None,
+                dirs["other"][0] if dirs["other"] else None,
+                killed, codes, stderr[-3000:], tmp)
 
 
 def _check_complete(run_dir):
@@ -155,51 +268,40 @@ def _check_complete(run_dir):
 # The default suite kills mid-epoch (under each backend), while saving the
 # backup and while writing metrics.json; the others are marked slow.
 SLOW = pytest.mark.slow
-KILL_POINTS = ["saving-backup", "saving-metrics",
+KILL_POINTS = [pytest.param("mid-epoch-2", marks=pytest.mark.backends),
+               "saving-backup", "saving-metrics",
                pytest.param("mid-epoch-0", marks=SLOW),
                pytest.param("epoch-begin-2", marks=SLOW),
                pytest.param("saving-model", marks=SLOW),
                pytest.param("report", marks=SLOW)]
 
 
-@pytest.mark.backends
-def test_mid_epoch_kill_resumes_to_the_same_weights(baseline, tmp_path):
-    check_kill_and_resume("mid-epoch-2", baseline, tmp_path)
-
-
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
-def test_killed_run_resumes_to_the_same_weights(kill_at, baseline, tmp_path):
-    check_kill_and_resume(kill_at, baseline, tmp_path)
-
-
-def check_kill_and_resume(kill_at, baseline, tmp_path):
-    killed = _run(tmp_path, kill_at)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
-    (run_dir,) = _run_dirs(tmp_path)
+def test_killed_run_resumes_to_the_same_weights(kill_at, runs):
+    killed = runs.killed[kill_at]
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (run_dir,) = killed.run_dirs
     # Interrupted: never reported as finished, nothing truncated to trust.
-    assert not rundir.is_finished(run_dir)
-    for name in ("config.json", "best.json"):
-        path = os.path.join(run_dir, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                json.load(f)
+    assert not killed.finished
+    assert killed.unreadable == []
 
-    resumed = _run(tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert _run_dirs(tmp_path) == [run_dir]  # the same directory, resumed
+    output_dir = runs.tmp / kill_at
+    assert runs.codes[str(output_dir)] == 0, runs.stderr
+    assert _run_dirs(output_dir) == [run_dir]  # the same directory, resumed
     _check_complete(run_dir)
     with open(os.path.join(run_dir, "metrics.json")) as f:
         assert json.load(f)["resumed"] is True
-    assert _numbers(run_dir) == _numbers(baseline)
-    for got, want in zip(_weights(run_dir), _weights(baseline)):
+    assert runs.codes[str(runs.tmp / "baseline")] == 0, runs.stderr
+    assert _numbers(run_dir) == _numbers(runs.baseline)
+    for got, want in zip(_weights(run_dir), _weights(runs.baseline)):
         np.testing.assert_array_equal(got, want)
 
 
-def test_other_seed_other_numbers(baseline, tmp_path):
+def test_other_seed_other_numbers(runs):
     """Same seed, same numbers is what every kill-and-resume test above
-    checks (a second process with the baseline's seed ends bit-identical to
-    it); a different seed must give different numbers."""
-    other = _run(tmp_path / "other", seed=4)
-    assert other.returncode == 0, other.stderr[-3000:]
-    (other_dir,) = _run_dirs(tmp_path / "other")
-    assert _numbers(other_dir) != _numbers(baseline)
+    checks (a killed process's backups, resumed in another, end
+    bit-identical to the baseline); a different seed must give different
+    numbers."""
+    assert runs.codes[str(runs.tmp / "other")] == 0, runs.stderr
+    assert runs.codes[str(runs.tmp / "baseline")] == 0, runs.stderr
+    assert _numbers(runs.other) != _numbers(runs.baseline)

@@ -20,12 +20,10 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-import recipes  # noqa: E402,F401  (registers every recipe)
+from conftest import RECIPES, ROOT  # noqa: E402
 from dlrecipes.data import tfds_loader  # noqa: E402
 from dlrecipes.errors import RunError  # noqa: E402
-from dlrecipes.registry import get_recipe, list_recipes  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from dlrecipes.registry import get_recipe  # noqa: E402
 
 
 def _is_tfds_name(name):
@@ -37,13 +35,14 @@ def _is_tfds_name(name):
 
 
 def recipe_tfds_datasets():
-    """Every tfds dataset a recipe lists: its `TFDS_DATASETS`, and the names
-    in its `DATASETS` that tfds knows (recipes without `TFDS_DATASETS`)."""
+    """Every tfds dataset a registered recipe lists: its `tfds_datasets`,
+    and the names in its `datasets` that tfds knows (a recipe may leave
+    `tfds_datasets` empty)."""
     names = set()
-    for recipe in list_recipes():
-        module = get_recipe(recipe).module
-        names.update(getattr(module, "TFDS_DATASETS", ()))
-        names.update(d for d in getattr(module, "DATASETS", ())
+    for name in RECIPES:
+        recipe = get_recipe(name)
+        names.update(recipe.tfds_datasets)
+        names.update(d for d in recipe.datasets
                      if ":" not in d and _is_tfds_name(d))
     return sorted(names)
 

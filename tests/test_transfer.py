@@ -25,7 +25,8 @@ from dlrecipes.cli import main
 from dlrecipes.config import config_from_dict
 from dlrecipes.registry import get_recipe
 from dlrecipes.training import loop
-from recipes import transfer_learning as tl
+from dlrecipes.vision import backbones
+from results_table import figure, printed, results_table
 
 # The phase logic runs under JAX too (marked `backends`); the rest is the
 # recipe's plumbing, checked once (the JAX smoke run is in test_distribute).
@@ -34,6 +35,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A small random-init keras.applications backbone at a small image size.
 TINY = ["--backbone", "mobilenet_v2", "--alpha", "0.35", "--image-size", "32",
         "--batch-size", "64", "--verbose", "0"]
+
+
+def recipe():
+    return get_recipe("transfer-learning")
+
+
+def build(config):
+    """The transfer-learning model of `config` and its data."""
+    data = recipe().load_data(config)
+    return recipe().build_model(config, data), data
 
 
 def run_dir_of(out, name="transfer-learning"):
@@ -75,7 +86,7 @@ def test_preprocess_layer_matches_preprocess_input(family):
     fn = getattr(keras.applications, family).preprocess_input
     x = np.random.default_rng(0).uniform(0, 255, (2, 5, 5, 3))
     expected = np.asarray(fn(x.copy()), dtype="float64")
-    layer = tl.preprocess_layer(family)
+    layer = backbones.preprocess_layer(family)
     if layer is None:  # the model preprocesses inside (EfficientNet ...)
         np.testing.assert_allclose(expected, x, rtol=1e-6)
         return
@@ -106,7 +117,7 @@ def test_weights_file(tmp_path):
         config = config_from_dict(cls, {
             "backbone": "mobilenet_v2", "alpha": 0.35, "image_size": 32,
             "weights": weights})
-        model = tl.build_model(config, tl.load_data(config))
+        model, _ = build(config)
         assert model.output_shape == (None, 10)
         backbones[weights] = model.get_layer("backbone")
     assert len(backbones["none"].weights) == len(source.weights)
@@ -125,8 +136,7 @@ def test_build_model_strategies(pretrained):
         config = config_from_dict(cls, {"backbone": str(pretrained),
                                         "classes": "5-9",
                                         "strategy": strategy})
-        data = tl.load_data(config)
-        model = tl.build_model(config, data)
+        model, _ = build(config)
         assert model.output_shape == (None, 5)
         built[strategy] = model.get_layer("backbone")
     kinds = [type(layer).__name__ for layer in built["scratch"].layers]
@@ -471,7 +481,7 @@ def test_backbone_recognised_by_content_not_name(tmp_path, capsys):
     renamed.write_bytes(_save(model, tmp_path / "m.keras").read_bytes())
     cls = get_recipe("transfer-learning").config_class
     config_from_dict(cls, {"backbone": str(renamed)})  # check() passes
-    backbone = tl.load_backbone_file(str(renamed))
+    backbone = backbones.load_backbone_file(str(renamed))
     assert backbone.output_shape == (None, 4)
     disguised = tmp_path / "model.keras"
     with h5py.File(disguised, "w") as f:
@@ -522,8 +532,7 @@ def test_backbone_saves_and_reloads(name, tmp_path):
     cls = get_recipe("transfer-learning").config_class
     config = config_from_dict(cls, {"backbone": name, "weights": "none",
                                     "image_size": 32})
-    data = tl.load_data(config)
-    model = tl.build_model(config, data)
+    model, data = build(config)
     x = data.test[0][:4]
     path = tmp_path / "model.keras"
     model.save(path)
@@ -532,7 +541,7 @@ def test_backbone_saves_and_reloads(name, tmp_path):
                                model.predict(x, verbose=0), atol=1e-6)
     backbone = model.get_layer("backbone")
     assert not backbone.trainable_weights
-    unfrozen = tl.unfreeze_top(backbone, 3)
+    unfrozen = backbones.unfreeze_top(backbone, 3)
     assert len(unfrozen) == 3
     assert backbone.trainable_weights
     assert not any(isinstance(layer, keras.layers.BatchNormalization)
@@ -544,9 +553,13 @@ def test_backbone_saves_and_reloads(name, tmp_path):
 
 @pytest.mark.slow
 def test_transfer_beats_scratch(tmp_path):
-    """Pretrain on digits 0-4, transfer to 5-9 with 10% of the labels (65
+    """Pretrain on digits 0-4, transfer to 5-9 with 10% of the labels (64
     images): with the same short budget (10 epochs of 8-image batches),
-    both strategies beat the same network trained from scratch."""
+    each strategy reaches the test accuracy of the recipe's Results table,
+    and both transfer strategies beat the same network trained from
+    scratch by 0.03."""
+    from recipes import transfer_learning
+
     pre = tmp_path / "pre"
     assert main(["run", "image-classification", "--classes", "0-4",
                  "--epochs", "15", "--width", "64", "--stages", "3",
@@ -563,6 +576,12 @@ def test_transfer_beats_scratch(tmp_path):
                      "--verbose", "0", "--output-dir", str(out)]) == 0
         accuracy[strategy] = metrics(run_dir_of(out))["test_accuracy"]
     print("test accuracy:", accuracy)
+    # Same seed, same CPU TensorFlow: the same figures, to the printed
+    # digit (180 test images: one image is 0.0056).
+    table = results_table(transfer_learning)
+    for strategy, measured in accuracy.items():
+        expected = figure(table, "test accuracy", strategy=strategy)
+        assert printed(measured, expected) == expected, (strategy, accuracy)
     assert accuracy["feature-extraction"] >= accuracy["scratch"] + 0.03, \
         accuracy
     assert accuracy["fine-tune"] >= accuracy["scratch"] + 0.03, accuracy

@@ -1,13 +1,40 @@
 """What classification recipes add to a run's results: the test arrays,
 the confusion matrix (`confusion.png`), a grid of misclassified test
 images (`misclassified.png`, titled true -> predicted), the count of test
-errors and a classical baseline on the same split."""
+errors and a classical baseline on the same split.
+
+`image_classification_report` is all of it for an image classifier, the
+report of the image recipes."""
 
 import os
 
 import numpy as np
 
 from dlrecipes.training import plots
+
+
+def image_classification_report(model, data, run_dir):
+    """Confusion matrix, misclassified test images (titled true ->
+    predicted) and, for datasets held as arrays (digits, folders), the
+    test accuracy of the pixel 3-nearest-neighbours baseline on the same
+    split (`baseline_accuracy`; a repeated training set counted once).
+
+    Returns:
+        `{"test_errors": n}`, plus `test_baseline_accuracy` (arrays) and
+        `train_repeats` (a repeated training set).
+    """
+    x, y, pred, metrics = confusion(model, data, run_dir)
+    misclassified(x, y, pred, data.class_names,
+                  os.path.join(run_dir, "misclassified.png"))
+    if isinstance(data.train, tuple) and isinstance(data.test, tuple):
+        repeats = data.train_repeats
+        once = len(data.train[1]) // repeats  # the baseline sees each once
+        metrics["test_baseline_accuracy"] = baseline_accuracy(
+            (data.train[0][:once], data.train[1][:once]), data.test,
+            data.num_classes)
+        if repeats > 1:
+            metrics["train_repeats"] = repeats
+    return metrics
 
 
 def test_arrays(data, limit=10_000):
