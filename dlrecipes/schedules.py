@@ -207,6 +207,109 @@ if _missing:  # a name added to config.SCHEDULES needs a factory here
 del _missing
 
 
+class _Plan:
+    """What a schedule factory reads: the peak rate, the warm-up, the
+    overrides, and the decay length after warm-up (`horizon`)."""
+
+    def __init__(self, name, lr, total_steps, warmup_steps, overrides):
+        self.name, self.lr = name, lr
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+        self.overrides = overrides
+
+    def get(self, key, default):
+        return self.overrides.get(key, default)
+
+    def horizon(self, reason):
+        """Decay length after warm-up; needs `total_steps`."""
+        if self.total_steps is None:
+            raise ValueError(
+                f"Schedule '{self.name}' needs `total_steps` {reason}. "
+                f"Received: total_steps=None"
+            )
+        return self.total_steps - self.warmup_steps
+
+    def steps(self, key, default):
+        """An override counted in steps, or `default()`."""
+        if key in self.overrides:
+            return _check_steps(self.overrides[key], key, minimum=1)
+        return default()
+
+
+def _inverse_sqrt(p):
+    return InverseSqrtDecay(p.lr, warmup_steps=p.warmup_steps)
+
+
+def _cosine(p):
+    decay_steps = p.horizon("(the cosine length)")
+    alpha = p.get("alpha", 0.0)
+    if p.warmup_steps == 0:
+        return keras.optimizers.schedules.CosineDecay(p.lr, decay_steps,
+                                                      alpha=alpha)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps, alpha=alpha, warmup_target=p.lr,
+        warmup_steps=p.warmup_steps)
+
+
+def _step(p):
+    decay = p.steps("decay_steps", lambda: max(
+        1, math.ceil(p.horizon("(or `decay_steps`)") / 3)))
+    return keras.optimizers.schedules.ExponentialDecay(
+        p.lr, decay, p.get("decay_rate", 0.1), staircase=True)
+
+
+def _exponential(p):
+    decay = p.steps("decay_steps", lambda: p.horizon("(or `decay_steps`)"))
+    return keras.optimizers.schedules.ExponentialDecay(
+        p.lr, decay, p.get("decay_rate", 0.01))
+
+
+def _inverse_time(p):
+    decay = p.steps("decay_steps", lambda: p.horizon("(or `decay_steps`)"))
+    return keras.optimizers.schedules.InverseTimeDecay(
+        p.lr, decay, p.get("decay_rate", 9.0))
+
+
+def _cosine_restarts(p):
+    t_mul = p.get("t_mul", 2.0)
+    first = p.steps("first_decay_steps", lambda: max(1, math.ceil(
+        p.horizon("(or `first_decay_steps`)") / (1.0 + t_mul + t_mul**2))))
+    return keras.optimizers.schedules.CosineDecayRestarts(
+        p.lr, first, t_mul=t_mul, m_mul=p.get("m_mul", 1.0),
+        alpha=p.get("alpha", 0.0))
+
+
+def _piecewise(p):
+    if "boundaries" in p.overrides:
+        boundaries = list(p.overrides["boundaries"])
+    else:
+        h = p.horizon("(or `boundaries`)")
+        boundaries = [h // 2, (3 * h) // 4]
+    values = p.get("values",
+                   [p.lr * 0.1**i for i in range(len(boundaries) + 1)])
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries,
+                                                             list(values))
+
+
+def _polynomial(p):
+    return keras.optimizers.schedules.PolynomialDecay(
+        p.lr, p.horizon("(the decay length)"),
+        end_learning_rate=p.get("end_learning_rate", 0.0),
+        power=p.get("power", 1.0))
+
+
+# Schedules that handle warm-up themselves, and those wrapped in
+# `LinearWarmup` when there is one.
+_WHOLE = {"inverse_sqrt": _inverse_sqrt, "cosine": _cosine,
+          "warmup_cosine": _cosine}
+_AFTER_WARMUP = {"constant": lambda p: p.lr, "step": _step,
+                 "exponential": _exponential, "inverse_time": _inverse_time,
+                 "cosine_restarts": _cosine_restarts,
+                 "piecewise": _piecewise, "polynomial": _polynomial}
+if set(_WHOLE) | set(_AFTER_WARMUP) != set(SCHEDULES):
+    raise ImportError("dlrecipes.schedules has no factory for "
+                      f"{sorted(set(SCHEDULES) - set(_WHOLE) - set(_AFTER_WARMUP))}")
+
+
 def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
     """Builds a learning-rate schedule by name from one calling convention.
 
@@ -287,97 +390,10 @@ def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
             f"({total_steps}). Received: warmup_steps={warmup_steps}"
         )
 
-    def horizon(reason):
-        # Decay length after warm-up; needs `total_steps`.
-        if total_steps is None:
-            raise ValueError(
-                f"Schedule '{name}' needs `total_steps` {reason}. "
-                f"Received: total_steps=None"
-            )
-        return total_steps - warmup_steps
-
-    def steps_override(key, default):
-        if key in overrides:
-            return _check_steps(overrides[key], key, minimum=1)
-        return default()
-
-    schedules = keras.optimizers.schedules
-    if name == "inverse_sqrt":
-        return InverseSqrtDecay(lr, warmup_steps=warmup_steps)
-    if name in ("cosine", "warmup_cosine"):
-        decay_steps = horizon("(the cosine length)")
-        alpha = overrides.get("alpha", 0.0)
-        if warmup_steps == 0:
-            return schedules.CosineDecay(lr, decay_steps, alpha=alpha)
-        return schedules.CosineDecay(
-            0.0,
-            decay_steps,
-            alpha=alpha,
-            warmup_target=lr,
-            warmup_steps=warmup_steps,
-        )
-
-    if name == "constant":
-        after = lr
-    elif name == "step":
-        after = schedules.ExponentialDecay(
-            lr,
-            steps_override(
-                "decay_steps",
-                lambda: max(1, math.ceil(horizon("(or `decay_steps`)") / 3)),
-            ),
-            overrides.get("decay_rate", 0.1),
-            staircase=True,
-        )
-    elif name == "exponential":
-        after = schedules.ExponentialDecay(
-            lr,
-            steps_override("decay_steps", lambda: horizon("(or `decay_steps`)")),
-            overrides.get("decay_rate", 0.01),
-        )
-    elif name == "inverse_time":
-        after = schedules.InverseTimeDecay(
-            lr,
-            steps_override("decay_steps", lambda: horizon("(or `decay_steps`)")),
-            overrides.get("decay_rate", 9.0),
-        )
-    elif name == "cosine_restarts":
-        t_mul = overrides.get("t_mul", 2.0)
-        after = schedules.CosineDecayRestarts(
-            lr,
-            steps_override(
-                "first_decay_steps",
-                lambda: max(
-                    1,
-                    math.ceil(
-                        horizon("(or `first_decay_steps`)")
-                        / (1.0 + t_mul + t_mul**2)
-                    ),
-                ),
-            ),
-            t_mul=t_mul,
-            m_mul=overrides.get("m_mul", 1.0),
-            alpha=overrides.get("alpha", 0.0),
-        )
-    elif name == "piecewise":
-        if "boundaries" in overrides:
-            boundaries = list(overrides["boundaries"])
-        else:
-            h = horizon("(or `boundaries`)")
-            boundaries = [h // 2, (3 * h) // 4]
-        values = overrides.get(
-            "values", [lr * 0.1**i for i in range(len(boundaries) + 1)]
-        )
-        after = schedules.PiecewiseConstantDecay(boundaries, list(values))
-    elif name == "polynomial":
-        after = schedules.PolynomialDecay(
-            lr,
-            horizon("(the decay length)"),
-            end_learning_rate=overrides.get("end_learning_rate", 0.0),
-            power=overrides.get("power", 1.0),
-        )
-    else:  # a name in SCHEDULES without a branch above
-        raise NotImplementedError(f"schedule {name!r} has no factory")
+    plan = _Plan(name, lr, total_steps, warmup_steps, overrides)
+    if name in _WHOLE:  # their own warm-up (or none)
+        return _WHOLE[name](plan)
+    after = _AFTER_WARMUP[name](plan)
     if warmup_steps == 0:
         return after
     return LinearWarmup(after, warmup_steps)
