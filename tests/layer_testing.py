@@ -21,6 +21,12 @@ import numpy as np
 
 import dlrecipes  # noqa: F401  (registers the classes used by load_model)
 
+# Examples per property-based shape test (hypothesis). An eager call under
+# TensorFlow costs milliseconds; under JAX every new input shape compiles
+# each op again (seconds an example), while the shape arithmetic under test
+# is the same backend-free code: a few examples there.
+SHAPE_EXAMPLES = 10 if keras.backend.backend() == "tensorflow" else 4
+
 
 def random_input(shape, dtype="float32", seed=0, maxval=10):
     rng = np.random.default_rng(seed)

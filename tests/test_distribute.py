@@ -109,7 +109,7 @@ print("RESULT " + json.dumps(out))
 # second epoch's reshuffle is exercised.
 CONFIG = {"model": "mlp", "width": 8, "epochs": 2, "batch_size": 64,
           "augment": "none", "dropout": 0.0, "verbose": 0}
-TIMEOUT = 600
+TIMEOUT = 1200  # per subprocess; a busy machine runs them slower
 
 
 def _env(tmp, **extra):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from layer_testing import run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test
 
 from dlrecipes.layers import (
     NORMALIZATIONS,
@@ -21,7 +21,7 @@ from dlrecipes.layers import (
 pytestmark = pytest.mark.backends
 
 SHAPE_SETTINGS = settings(
-    max_examples=10, deadline=None,
+    max_examples=SHAPE_EXAMPLES, deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlrecipes.layers import TCN, TemporalBlock
-from layer_testing import run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test
 
 pytestmark = pytest.mark.backends
 
@@ -208,7 +208,7 @@ def test_wrong_input_rank():
 
 # --- property-based shapes ---------------------------------------------------
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=SHAPE_EXAMPLES, deadline=None)
 @given(batch=st.integers(1, 3), length=st.integers(1, 24),
        channels=st.integers(1, 5), filters=st.integers(1, 6),
        kernel_size=st.integers(1, 3),

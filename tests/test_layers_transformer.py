@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dlrecipes.layers import (PositionEmbedding, SinePositionEncoding,
                               TokenAndPositionEmbedding, TransformerEncoder)
-from layer_testing import run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test
 
 pytestmark = pytest.mark.backends
 
@@ -367,7 +367,7 @@ def test_hidden_not_divisible_by_heads():
 
 # --- property-based shapes ---------------------------------------------------
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=SHAPE_EXAMPLES, deadline=None)
 # Few distinct sizes: JAX compiles each eager op once per shape.
 @given(batch=st.integers(1, 2), length=st.sampled_from([1, 8]),
        heads_and_dim=st.sampled_from([(1, 6), (4, 2)]),
