@@ -250,7 +250,6 @@ def test_cli_answers_without_keras_when_recipes_import_it_lazily(tmp_path):
     assert imported == {command: [] for command in imported}
 
 
-@pytest.mark.xfail(reason="until recipes import keras lazily", strict=False)
 def test_list_help_and_bad_flags_import_no_keras():
     imported = _imports_per_command(ROOT, cwd=ROOT)
     assert imported == {command: [] for command in imported}
