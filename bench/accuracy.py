@@ -51,11 +51,11 @@ class TestAccuracyClock(keras.callbacks.Callback):
 def _dlrecipes_run(seed, x_test, y_test, epochs=None):
     from dlrecipes.training import build_compiled_model
     from dlrecipes.training.distribute import jit_under_jax
+    import recipes  # noqa: F401  (registers the recipes)
     from dlrecipes.registry import get_recipe
-    from recipes import image_classification as ic
 
     recipe = get_recipe("image-classification")
-    config = ic.ImageClassificationConfig(seed=seed, verbose=0)
+    config = recipe.config_class(seed=seed, verbose=0)
     if epochs:
         config = dataclasses.replace(config, epochs=epochs)
     keras.backend.clear_session()
@@ -96,10 +96,11 @@ def _keras_io_run(seed, data, x_test, y_test, epochs=15):
 
 
 def run(seeds=(0,), epochs=None, log=print):
-    from recipes import image_classification as ic
+    import recipes  # noqa: F401  (registers the recipes)
+    from dlrecipes.registry import get_recipe
 
-    config = ic.ImageClassificationConfig()
-    data = ic.digits_data(config)
+    recipe = get_recipe("image-classification")
+    data = recipe.load_data(recipe.config_class())
     x_test, y_test = data.test
     results = {"dlrecipes": [], "keras-io": []}
     params = {}

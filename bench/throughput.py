@@ -67,15 +67,18 @@ UNITS = {"resnet-cifar": "images", "resnet50": "images",
 def keras_model(name, s):
     """(uncompiled Keras model, loss) of benchmark `name` at shapes `s`."""
     if name == "resnet-cifar":
+        import recipes  # noqa: F401  (registers the recipes)
+        from dlrecipes.registry import get_recipe
         from dlrecipes.training import Data
-        from recipes import image_classification as ic
 
-        config = ic.ImageClassificationConfig(
+        recipe = get_recipe("image-classification")
+        config = recipe.config_class(
             model="resnet", width=s["width"], stages=s["stages"],
             depth=s["depth"], augment="none")
         data = Data(None, None, None, input_shape=(s["image"], s["image"], 3),
-                    num_classes=s["classes"], info={"scale": 1 / 255})
-        return ic.build_model(config, data), "sparse_categorical_crossentropy"
+                    num_classes=s["classes"], scale=1 / 255)
+        return (recipe.build_model(config, data),
+                "sparse_categorical_crossentropy")
     if name == "resnet50":
         model = keras.applications.ResNet50(
             weights=None, input_shape=(s["image"], s["image"], 3),

@@ -112,18 +112,18 @@ def test_weights_file(tmp_path):
     --weights none initialises it at random."""
     source, path = _saved_mobilenet(tmp_path)
     cls = get_recipe("transfer-learning").config_class
-    backbones = {}
+    built = {}
     for weights in (str(path), "none"):
         config = config_from_dict(cls, {
             "backbone": "mobilenet_v2", "alpha": 0.35, "image_size": 32,
             "weights": weights})
         model, _ = build(config)
         assert model.output_shape == (None, 10)
-        backbones[weights] = model.get_layer("backbone")
-    assert len(backbones["none"].weights) == len(source.weights)
-    assert same_weights(backbones[str(path)].weights, source.weights)
-    assert not same_weights(backbones["none"].weights, source.weights)
-    assert backbones[str(path)].trainable is False
+        built[weights] = model.get_layer("backbone")
+    assert len(built["none"].weights) == len(source.weights)
+    assert same_weights(built[str(path)].weights, source.weights)
+    assert not same_weights(built["none"].weights, source.weights)
+    assert built[str(path)].trainable is False
 
 
 def test_build_model_strategies(pretrained):

@@ -45,9 +45,6 @@ class Data:
     num_val: typing.Optional[int] = None
     num_test: typing.Optional[int] = None
     source: str = ""
-    # TEMPORARY while the recipes move to typed fields (issue 12): removed
-    # before the issue closes.
-    info: dict = dataclasses.field(default_factory=dict)
 
     def num_examples(self, split):
         """Examples in `split` ("train", "val", "test"), or None."""
