@@ -37,7 +37,8 @@ class ExampleAutoencoder(Recipe):
     objective = ("val_loss", "min")
     smoke = {"epochs": 1, "code_dim": 4}
     search_space = {"code_dim": Choice((8, 16)),
-                    "learning_rate": Float(1e-3, 1e-2, sampling="log")}
+                    "learning_rate": Float(1e-3, 1e-2, sampling="log",
+                                           grid=(3e-3,))}
     data_fields = ("seed",)
     datasets = ("digits",)
 

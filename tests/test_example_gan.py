@@ -130,7 +130,8 @@ class ExampleGAN(Recipe):
     description = "A 1-D GAN with its own train_step (test-only example)."
     objective = ("g_loss", "min")
     smoke = {"epochs": 1}
-    search_space = {"learning_rate": Float(5e-4, 5e-3, sampling="log")}
+    search_space = {"learning_rate": Float(5e-4, 5e-3, sampling="log",
+                                           grid=(1e-3, 2e-3))}
     data_fields = ("seed",)
     datasets = ("normal",)
 

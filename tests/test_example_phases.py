@@ -37,7 +37,8 @@ class ExamplePhases(Recipe):
     description = "Probe, train, anneal: three phases (test-only example)."
     objective = ("val_accuracy", "max")
     smoke = {"epochs": 3, "probe_epochs": 1, "anneal_epochs": 1}
-    search_space = {"learning_rate": Float(1e-3, 1e-2, sampling="log")}
+    search_space = {"learning_rate": Float(1e-3, 1e-2, sampling="log",
+                                           grid=(3e-3, 1e-2))}
     data_fields = ("seed",)
     datasets = ("digits",)
 
