@@ -50,6 +50,19 @@ def smoke_config(name, **overrides):
                             {"verbose": 0, **smoke_values(name, **overrides)})
 
 
+def config_from_flags(name, argv):
+    """The config `dlrecipes run NAME ARGV` would train, without training:
+    defaults <- `--config` file <- flags, validated."""
+    import argparse
+
+    from dlrecipes.config import add_config_arguments, resolve_config
+
+    recipe = get_recipe(name)
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser, recipe.config_class)
+    return resolve_config(recipe.config_class, parser.parse_args(argv))
+
+
 def flags(values):
     """`{field: value}` as command-line flags (`--field-name VALUE`)."""
     args = []

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import dlrecipes
-from conftest import (RECIPES, config_of, history, metrics, run_dir_of,
-                      smoke_argv, smoke_config)
+from conftest import (RECIPES, config_from_flags, config_of, history,
+                      metrics, run_dir_of, smoke_argv, smoke_config)
 from dlrecipes.cli import main
 from dlrecipes.registry import get_recipe
 
@@ -120,18 +120,6 @@ def test_image_folder_dataset(tmp_path):
     assert tuple(model.input_shape[1:]) == (24, 24, 3)
 
 
-def _resolve(name, argv):
-    """The config `dlrecipes run NAME ARGV` would train, without training."""
-    import argparse
-
-    from dlrecipes.config import add_config_arguments, resolve_config
-
-    recipe = get_recipe(name)
-    parser = argparse.ArgumentParser()
-    add_config_arguments(parser, recipe.config_class)
-    return resolve_config(recipe.config_class, parser.parse_args(argv))
-
-
 def test_config_file_and_flag_override(tmp_path):
     """defaults <- --config file <- flags; the config.json a run writes
     resolves back to the same config."""
@@ -139,8 +127,8 @@ def test_config_file_and_flag_override(tmp_path):
 
     cfg = tmp_path / "cfg.toml"
     cfg.write_text('epochs = 2\nwidth = 8\nmodel = "mlp"\nverbose = 0\n')
-    config = _resolve("image-classification",
-                      ["--config", str(cfg), "--model", "lenet"])
+    config = config_from_flags("image-classification",
+                               ["--config", str(cfg), "--model", "lenet"])
     assert config.epochs == 2 and config.width == 8 and config.verbose == 0
     assert config.model == "lenet"  # the flag overrides the file
     assert config.batch_size == get_recipe(
@@ -149,6 +137,7 @@ def test_config_file_and_flag_override(tmp_path):
                                 "image-classification", config.to_dict(),
                                 resume=False)
     unlock(run_dir)
-    again = _resolve("image-classification",
-                     ["--config", os.path.join(run_dir, "config.json")])
+    again = config_from_flags(
+        "image-classification",
+        ["--config", os.path.join(run_dir, "config.json")])
     assert again == config

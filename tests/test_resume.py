@@ -29,6 +29,7 @@ from dlrecipes.training import rundir
 
 EPOCHS = 3
 SEED, OTHER_SEED = 3, 4
+TIMEOUT = 1200  # per process; a busy machine runs them slower
 # No random layer (no augmentation, no dropout): the result is exact.
 # A one-stage ResNet (batch normalization included: its moving statistics
 # must come back too); batches of 128: 10 steps per epoch.
@@ -42,7 +43,8 @@ ARGS = ["run", "image-classification", "--epochs", str(EPOCHS),
 # (same format). Prints the exit codes as one RESULT line.
 _DRIVER = r"""
 import json, os, signal, sys, time
-kill_at, runs, args = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+kill_at = sys.argv[1]
+runs, args = json.loads(sys.argv[2]), json.loads(sys.argv[3])
 resume_list = sys.argv[4] if len(sys.argv) > 4 else None
 import keras
 import recipes
@@ -178,7 +180,7 @@ class Killed:
 @dataclasses.dataclass
 class Runs:
     baseline: str  # its run directory
-    other: str
+    other: str  # the other seed's
     killed: dict  # kill point -> Killed
     codes: dict  # output directory -> exit code, in the finisher
     stderr: str  # the finisher's
@@ -188,7 +190,7 @@ class Runs:
 def _kill(kill_at, output_dir):
     argv, env = _command(kill_at, [(output_dir, SEED)])
     proc = subprocess.run(argv, capture_output=True, text=True, env=env,
-                          timeout=600)
+                          timeout=TIMEOUT)
     found = _run_dirs(output_dir)
     unreadable = []
     for run_dir in found:
@@ -228,8 +230,10 @@ def runs(request, tmp_path_factory):
     if other:
         finisher_runs.append((tmp / "other", OTHER_SEED))
     argv, env = _command("none", finisher_runs, resume_list)
-    finisher = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    # Its output goes to files: a pipe nobody reads while the kills run
+    # could fill up and stall it.
+    out, err = open(tmp / "finisher.out", "w"), open(tmp / "finisher.err", "w")
+    finisher = subprocess.Popen(argv, env=env, stdout=out, stderr=err)
     try:
         # Two kills at a time beside the finisher.
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
@@ -239,11 +243,15 @@ def runs(request, tmp_path_factory):
         with open(str(resume_list) + ".tmp", "w") as f:
             json.dump([[str(tmp / k), SEED] for k in kill_points], f)
         os.replace(str(resume_list) + ".tmp", resume_list)
-        stdout, stderr = finisher.communicate(timeout=1200)
+        finisher.wait(timeout=TIMEOUT)
     finally:
         if finisher.poll() is None:
             finisher.kill()
-            finisher.communicate()
+            finisher.wait()
+        out.close()
+        err.close()
+    stdout = (tmp / "finisher.out").read_text()
+    stderr = (tmp / "finisher.err").read_text()
     lines = [line for line in stdout.splitlines()
              if line.startswith("RESULT ")]
     assert lines, f"the finisher printed no result:\n{stderr[-3000:]}"
