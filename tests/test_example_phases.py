@@ -20,6 +20,9 @@ from dlrecipes.lazy import keras
 from dlrecipes.recipe import Phase, Recipe, register_recipe
 from dlrecipes.search_space import Float
 
+# The engine's phase logic is backend-agnostic: run under JAX too.
+pytestmark = pytest.mark.backends
+
 
 @dataclasses.dataclass(frozen=True)
 class PhasesConfig(TrainConfig):

@@ -28,8 +28,9 @@ from dlrecipes.training import loop
 from dlrecipes.vision import backbones
 from results_table import figure, printed, results_table
 
-# The phase logic runs under JAX too (marked `backends`); the rest is the
-# recipe's plumbing, checked once (the JAX smoke run is in test_distribute).
+# The recipe's two phases run under JAX too (test_fine_tune_phases, marked
+# `backends`); the rest is the recipe's plumbing, checked once (the JAX
+# smoke run is in test_distribute).
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A small random-init keras.applications backbone at a small image size.
@@ -186,7 +187,9 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.backends
+# TensorFlow only: exact resume across phases (with the body frozen, then
+# unfrozen) is the engine's, checked under both backends by
+# tests/test_example_phases.py; this checks the transfer recipe's phases.
 @pytest.mark.parametrize("stop_after", [1, 2])
 def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
     """Interrupted after epoch `stop_after` (1: the last head epoch, 2: the
