@@ -14,7 +14,7 @@ Commands:
 
 import dataclasses
 
-from dlrecipes.config import SCHEDULES, TrainConfig, option
+from dlrecipes.config import TrainConfig, default, option
 from dlrecipes.data.sequences import (SEQUENCES, SOURCES, digit_sequences,
                                      mnist_sequences)
 from dlrecipes.errors import UsageError
@@ -47,12 +47,10 @@ class SequenceClassificationConfig(TrainConfig):
     val_fraction: float = option(0.1, "fraction of training data held out "
                                  "for validation", min=0, max=0.5)
     # Training defaults tuned for digits rows (see Results).
-    epochs: int = option(30, "training epochs", min=1)
-    learning_rate: float = option(3e-3, "peak learning rate", min=0,
-                                  exclusive_min=True)
-    schedule: str = option("warmup_cosine", "learning-rate schedule",
-                           choices=SCHEDULES)
-    warmup_epochs: float = option(2.0, "linear warm-up epochs", min=0)
+    epochs: int = default(30)
+    learning_rate: float = default(3e-3)
+    schedule: str = default("warmup_cosine")
+    warmup_epochs: float = default(2.0)
 
     def check(self):
         if self.model == "transformer" and self.units % self.num_heads:

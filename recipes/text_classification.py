@@ -16,7 +16,7 @@ processing runs inside the model.
 
 import dataclasses
 
-from dlrecipes.config import INITIALIZERS, TrainConfig, option
+from dlrecipes.config import INITIALIZERS, TrainConfig, default, option
 from dlrecipes.data.text import (SOURCES, check_source, load_text,
                                  require_tensorflow)
 from dlrecipes.errors import UsageError
@@ -49,7 +49,7 @@ class TextClassificationConfig(TrainConfig):
                                  "for validation (imdb_reviews, toy)",
                                  min=0, max=0.5)
     # Training defaults for imdb_reviews.
-    epochs: int = option(3, "training epochs", min=1)
+    epochs: int = default(3)
     kernel_initializer: str = option("glorot_uniform", "kernel initializer",
                                      choices=INITIALIZERS)
 

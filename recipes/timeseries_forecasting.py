@@ -15,7 +15,7 @@ Commands:
 import dataclasses
 import warnings
 
-from dlrecipes.config import TrainConfig, option
+from dlrecipes.config import TrainConfig, default, option
 from dlrecipes.data import series as ts
 from dlrecipes.errors import UsageError
 from dlrecipes.lazy import keras
@@ -55,10 +55,9 @@ class TimeseriesForecastingConfig(TrainConfig):
         "and add it back to the forecast (NLinear); none: raw windows",
         choices=("last", "none"))
     # Training defaults tuned for sunspots (see Results).
-    epochs: int = option(30, "training epochs", min=1)
-    batch_size: int = option(16, "global batch size", min=1)
-    learning_rate: float = option(3e-3, "peak learning rate", min=0,
-                                  exclusive_min=True)
+    epochs: int = default(30)
+    batch_size: int = default(16)
+    learning_rate: float = default(3e-3)
 
     def check(self):
         ts.check_source(self.dataset, self.column, self.time_column)
