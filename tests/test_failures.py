@@ -143,7 +143,8 @@ def fill(directory, keep):
 
 _DRIVER = r"""
 import json, sys
-import dlrecipes, keras
+from dlrecipes.lazy import import_keras
+keras = import_keras()  # quietly, as the CLI does: stderr is checked
 from dlrecipes.cli import main
 from dlrecipes.training import loop
 from test_failures import fill
@@ -159,7 +160,8 @@ class FillDisk(keras.callbacks.Callback):
 make_callbacks = loop._callbacks
 def with_filler(*args, **kwargs):
     cbs, best, backup = make_callbacks(*args, **kwargs)
-    return [*cbs[:-1], FillDisk(), cbs[-1]], best, backup
+    cbs.insert(cbs.index(backup), FillDisk())
+    return cbs, best, backup
 loop._callbacks = with_filler
 sys.exit(main(argv))
 """

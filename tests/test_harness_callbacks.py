@@ -132,3 +132,40 @@ def test_fit_kwargs_feed_arrays_by_epoch_and_validate_at_batch_size():
     assert kwargs["shuffle"] is False  # the order is EpochArrays' alone
     assert kwargs["validation_batch_size"] == 50
     assert len(kwargs["callbacks"]) == 1  # keeps the epoch in step
+
+
+def test_last_checkpoint_links_the_backup_instead_of_saving_again(
+        tmp_path, monkeypatch):
+    """With `backup`, `model.keras` is the backup's file of the same epoch
+    (one save per epoch, not two), it stays whole when the backup moves on,
+    and it holds the last epoch's weights; a diverged epoch is not linked."""
+    x, y = _data()
+    model = _model()
+    saves = []
+    real_save = keras.Model.save
+    monkeypatch.setattr(keras.Model, "save", lambda self, path, *a, **k: (
+        saves.append(os.path.basename(str(path))),
+        real_save(self, path, *a, **k))[1])
+    backup = EpochBackup(str(tmp_path / "backup"))
+    best = BestCheckpoint(str(tmp_path / "model.keras"), "epoch", "max",
+                          backup=backup)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[backup, best])
+    assert saves == ["state.keras"] * 3, saves
+    assert best.best_epoch == 2
+    saved = keras.saving.load_model(str(tmp_path / "model.keras"))
+    for a, b in zip(saved.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # The backup's earlier epochs are gone; model.keras is the last one's.
+    assert os.listdir(tmp_path / "backup") == ["epoch-0003"]
+    assert os.path.samefile(tmp_path / "model.keras",
+                            tmp_path / "backup" / "epoch-0003" / "state.keras")
+    # An epoch that diverges is backed up (flagged) but not put in place:
+    # model.keras keeps epoch 3's weights, though that backup is gone.
+    y[0] = np.inf
+    model.fit(x, y, initial_epoch=3, epochs=4, verbose=0,
+              callbacks=[backup, best])
+    assert best.best_epoch == 2
+    assert os.listdir(tmp_path / "backup") == ["epoch-0004"]
+    kept = keras.saving.load_model(str(tmp_path / "model.keras"))
+    for a, b in zip(kept.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(a, b)

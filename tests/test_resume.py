@@ -88,20 +88,24 @@ if kill_at == "saving-backup":
     resume.atomic_write_json = write_then_die
 
 if kill_at == "saving-model":
-    # Dies in the middle of writing the second epoch's model.keras (half a
-    # file under the temporary name; the backups are `.keras` files too).
-    save = keras.Model.save
+    # Dies while the second epoch's model.keras is put in place, half a
+    # file under the temporary name (whether it was saved or, with
+    # --checkpoint last, linked from the backup: that link is replaced by a
+    # half copy first, so the backup itself stays whole).
+    replace = os.replace
     count = [0]
-    def save_half_then_die(self, path, *args, **kwargs):
-        save(self, path, *args, **kwargs)
-        if os.path.basename(path) != ".tmp-model.keras":
-            return
-        count[0] += 1
-        if count[0] == 2:
-            with open(path, "r+b") as f:
-                f.truncate(os.path.getsize(path) // 2)
-            die()
-    keras.Model.save = save_half_then_die
+    def replace_half_then_die(src, dst, *args, **kwargs):
+        if os.path.basename(str(dst)) == "model.keras":
+            count[0] += 1
+            if count[0] == 2:
+                with open(src, "rb") as f:
+                    data = f.read()
+                os.unlink(src)
+                with open(src, "wb") as f:
+                    f.write(data[:len(data) // 2])
+                die()
+        return replace(src, dst, *args, **kwargs)
+    os.replace = replace_half_then_die
 
 if kill_at == "saving-metrics":
     # Dies with metrics.json half written to its temporary file.

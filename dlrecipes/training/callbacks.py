@@ -132,13 +132,20 @@ class BestCheckpoint(keras.callbacks.Callback):
 
     The best score so far lives in `best.json`, so a resumed run keeps
     comparing against the score from before the interruption.
+
+    With `backup` (an `EpochBackup` listed before this callback), the model
+    is not saved a second time: `model.keras` becomes a hard link to the
+    state file the backup has just written for the same epoch (the same
+    bytes `model.save` would write). `--checkpoint last` keeps every epoch,
+    so this halves what a run writes per epoch.
     """
 
-    def __init__(self, path, monitor, mode):
+    def __init__(self, path, monitor, mode, backup=None):
         super().__init__()
         self.path = path
         self.monitor = monitor
         self.mode = mode
+        self.backup = backup
         self.state_path = os.path.join(os.path.dirname(path), "best.json")
         self.best = None
         self.best_epoch = None
@@ -166,11 +173,45 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         # `.keras` saving writes its HDF5 part in memory and the file with
         # Python's own writes: a full disk raises a clean `OSError`.
-        tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
-        with writing(self.path, temporary=tmp):
-            self.model.save(tmp)
-            os.replace(tmp, self.path)
+        self._save(epoch)
         self.best, self.best_epoch = value, epoch
         with writing(self.state_path):
             atomic_write_json(self.state_path, {
                 "best": value, "epoch": epoch, "monitor": self.monitor})
+
+    def on_train_end(self, logs=None):
+        # Killed between the backup's write and this callback's link, in
+        # the last epoch: the resumed run trains no epoch, so link here.
+        state = self.backup.state() if self.backup is not None else None
+        if state and not state.get("diverged") and \
+                self.best_epoch != state["epoch"] - 1 and \
+                self.monitor == "epoch":
+            self._save(state["epoch"] - 1)
+            self.best = self.best_epoch = state["epoch"] - 1
+            with writing(self.state_path):
+                atomic_write_json(self.state_path, {
+                    "best": self.best, "epoch": self.best_epoch,
+                    "monitor": self.monitor})
+
+    def _save(self, epoch):
+        tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
+        with writing(self.path, temporary=tmp):
+            _remove(tmp)
+            if not self._link_backup(epoch, tmp):
+                self.model.save(tmp)
+            os.replace(tmp, self.path)
+
+    def _link_backup(self, epoch, tmp):
+        """Hard-link the backup's state of `epoch` to `tmp`; False where
+        there is none or the file system has no hard links."""
+        folder = self.backup.latest() if self.backup is not None else None
+        if folder is None or os.path.basename(folder) != \
+                f"epoch-{epoch + 1:04d}":
+            return False
+        try:
+            os.link(os.path.join(folder, self.backup.weights_name), tmp)
+        except OSError as e:
+            if e.errno in DISK_FULL:
+                raise
+            return False
+        return True

@@ -39,19 +39,24 @@ class RunResult:
 
 
 def _callbacks(config, run_dir, monitor, mode):
-    """The run directory's callbacks, `EpochBackup` last: it saves after
-    the others have updated their state, and restores their counters after
-    they reset them. None reads a value after each batch: no host
-    synchronisation per step."""
+    """The run directory's callbacks, `EpochBackup` after the others (with
+    `--checkpoint last`, only the checkpoint that links its file comes
+    after it): it saves after they have updated their state, and restores
+    their counters after they reset them. None reads a value after each
+    batch: no host synchronisation per step."""
     cbs = [HistoryWriter(os.path.join(run_dir, "history.csv"))]
-    if config.checkpoint == "last":
-        monitor, mode = "epoch", "max"
-    best = BestCheckpoint(os.path.join(run_dir, "model.keras"), monitor, mode)
-    cbs.append(best)
     if importlib.util.find_spec("tensorflow") is not None:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     backup = EpochBackup(os.path.join(run_dir, "backup"))
-    cbs.append(backup)
+    model_path = os.path.join(run_dir, "model.keras")
+    if config.checkpoint == "last":
+        # Every epoch is kept: model.keras is linked from the backup just
+        # written (after it), not saved twice.
+        best = BestCheckpoint(model_path, "epoch", "max", backup=backup)
+        cbs += [backup, best]
+    else:
+        best = BestCheckpoint(model_path, monitor, mode)
+        cbs += [best, backup]
     return cbs, best, backup
 
 

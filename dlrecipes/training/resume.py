@@ -88,6 +88,8 @@ class EpochBackup(keras.callbacks.Callback):
         self.phase = 0
         self._restored = False
 
+    weights_name = WEIGHTS  # the whole model and optimizer, `.keras`
+
     # ------------------------------------------------------------- reading
 
     def latest(self):
