@@ -29,7 +29,7 @@ from dlrecipes.registry import get_recipe
 from dlrecipes.training import distribute
 from dlrecipes.training.resume import EpochArrays
 
-# Makes this machine look like the GPU machines (../shared/gpu/README.md):
+# Makes this machine look like an offline GPU machine (docs/gpu.md):
 # no TensorFlow, tfds, scikit-learn, statsmodels, pandas or matplotlib.
 # `import tensorflow` raises ModuleNotFoundError and
 # `importlib.util.find_spec("tensorflow")` is None.
