@@ -148,6 +148,9 @@ def _main(argv):
                         help="skip the PyTorch column")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks")
+    parser.add_argument("--backend", choices=("tensorflow", "jax", "torch"),
+                        help="Keras backend of the benchmarks (sets "
+                        "KERAS_BACKEND before Keras loads)")
     parser.add_argument("--seeds", type=int, default=None,
                         help="seeds of the accuracy benchmark (default 1 "
                         "quick, 3 otherwise)")
@@ -156,6 +159,12 @@ def _main(argv):
     if args.seeds is not None and args.seeds < 1:
         parser.error(f"--seeds must be >= 1. Received: seeds={args.seeds}")
     check_output(parser, args.output)
+    if args.backend is not None:
+        from dlrecipes.backend import select_backend
+
+        problem = select_backend(args.backend)
+        if problem is not None:
+            raise UsageError(problem)
     # Bad input is answered above, before the (slow, chatty) backend import.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from dlrecipes.lazy import import_keras

@@ -4,6 +4,7 @@ keras`, with a long traceback when that fails). Imports nothing heavy:
 `dlrecipes/__init__.py` and the CLI ask it first."""
 
 import os
+import sys
 
 BACKENDS = {
     "tensorflow": ("tensorflow", "pip install tensorflow"),
@@ -69,3 +70,59 @@ def require_backend():
     problem = backend_problem()
     if problem is not None:
         raise ImportError(problem)
+
+
+# What `--backend` accepts: the backends dlrecipes is tested under.
+CHOICES = ("tensorflow", "jax", "torch")
+BACKEND_HELP = ("Keras backend for this command: " + ", ".join(CHOICES) +
+                " (sets KERAS_BACKEND before Keras loads; default: "
+                "KERAS_BACKEND, else tensorflow)")
+
+
+def pop_backend_flag(argv):
+    """`(argv without --backend NAME / --backend=NAME, NAME or None)`.
+
+    Raises ValueError with one line for a `--backend` without a value."""
+    rest, name, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--backend":
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                raise ValueError("--backend needs a value; valid choices: "
+                                 + ", ".join(CHOICES))
+            name, i = argv[i + 1], i + 2
+            continue
+        if arg.startswith("--backend="):
+            name = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, name
+
+
+def select_backend(name):
+    """Make `name` the Keras backend of this process (before Keras is
+    imported: `KERAS_BACKEND`). One line saying why it cannot be, or None.
+    """
+    import importlib.util
+
+    if name not in CHOICES:
+        return (f"--backend {name!r} is not a backend; valid choices: "
+                f"{', '.join(CHOICES)}")
+    keras = sys.modules.get("keras")
+    if keras is not None:
+        current = keras.backend.backend()
+        if current == name:
+            return None
+        return (f"--backend {name}: Keras is already running on {current} "
+                "in this process; run the command in a new process (or set "
+                f"KERAS_BACKEND={name} before Python starts)")
+    module, install = BACKENDS[name]
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        return f"--backend {name}, but {module} is not installed: {install}"
+    os.environ["KERAS_BACKEND"] = name
+    return None

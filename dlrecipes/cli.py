@@ -16,7 +16,9 @@ import shlex
 import sys
 import warnings
 
-from dlrecipes.backend import backend_problem
+from dlrecipes.backend import CHOICES as BACKEND_CHOICES
+from dlrecipes.backend import (BACKEND_HELP, backend_problem,
+                               pop_backend_flag, select_backend)
 from dlrecipes.errors import RunError, UsageError
 
 USAGE = """dlrecipes COMMAND ...
@@ -29,6 +31,9 @@ commands:
                                 under runs/: the unfinished runs, with how
                                 to resume or remove them
   bench [--quick|--gpu] [...]   the benchmark suite (as `python -m bench`)
+
+Every command takes --backend tensorflow|jax|torch (the Keras backend for
+that command; default: KERAS_BACKEND, else tensorflow).
 """
 COMMANDS = ("list", "run", "tune", "report", "bench")
 
@@ -77,6 +82,8 @@ def _run_parser(recipe):
     parser = _Parser(prog=f"dlrecipes run {recipe.name}",
                      description=recipe.description)
     add_config_arguments(parser, recipe.config_class)
+    parser.add_argument("--backend", choices=BACKEND_CHOICES,
+                        help=BACKEND_HELP)
     parser.add_argument("--no-resume", action="store_true",
                         help="always start a new run directory instead of "
                         "resuming an interrupted run of the same config")
@@ -280,9 +287,20 @@ def main(argv=None):
         if argv[0] in ("-h", "--help", "help"):
             print(USAGE)
             return 0
+        try:
+            argv, backend = pop_backend_flag(argv)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        if backend is not None:
+            problem = select_backend(backend)
+            if problem is not None:
+                raise UsageError(problem)
         problem = backend_problem()
         if problem is not None:
             raise UsageError(problem)
+        if not argv:
+            raise UsageError("a command is needed; valid choices: "
+                             + ", ".join(COMMANDS))
         command, rest = argv[0], argv[1:]
         if command == "list":
             return _cmd_list(rest)

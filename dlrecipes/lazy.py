@@ -57,6 +57,23 @@ def import_keras():
         return importlib.import_module("keras")
 
 
+def import_tensorflow_quietly():
+    """Import TensorFlow, when installed, with its native start-up lines
+    kept off stderr, as `import_keras` does. Under JAX or torch, Keras
+    still imports TensorFlow where it finds it (`set_random_seed` seeds it,
+    TensorBoard writes with it): call this first. Returns the module or
+    None."""
+    import importlib.util
+
+    module = sys.modules.get("tensorflow")
+    if module is not None or importlib.util.find_spec("tensorflow") is None:
+        return module
+    from dlrecipes._quiet import quiet_native_stderr
+
+    with quiet_native_stderr():
+        return importlib.import_module("tensorflow")
+
+
 def _needs_keras(name):
     """Modules whose import imports Keras (and its backend) first."""
     top = name.partition(".")[0]

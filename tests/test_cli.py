@@ -198,6 +198,8 @@ _QUICK_COMMANDS = [
     (["tune", "--help"], 0),
     (["report"], 2),
     (["bench", "--only", "nope"], 2),
+    (["run", "image-classification", "--backend", "nope"], 2),
+    (["list", "--backend", "jax"], 0),  # last: it sets KERAS_BACKEND
 ]
 
 # A recipe package whose recipe imports Keras as recipes should: lazily.
@@ -270,3 +272,62 @@ def test_lazy_module_imports_on_first_attribute_access():
     assert load(proxy) is sys.modules[name]
     with pytest.raises(AttributeError):
         proxy.TopologicalSorter = None
+
+
+# ------------------------------------------------------------- --backend
+
+
+def _other_backend():
+    import keras
+
+    return "jax" if keras.backend.backend() != "jax" else "tensorflow"
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "image-classification", "--backend", "nope"],
+     "--backend 'nope' is not a backend; valid choices: tensorflow, jax, "
+     "torch"),
+    (["list", "--backend"],
+     "--backend needs a value; valid choices: tensorflow, jax, torch"),
+    (["--backend=", "list"], "--backend '' is not a backend"),
+    (["run", "image-classification", "--backend", "OTHER"],
+     "Keras is already running on"),
+])
+def test_backend_flag_bad_input_is_one_line(argv, needle, capsys):
+    argv = [_other_backend() if a == "OTHER" else a for a in argv]
+    code, out, err = run_cli(capsys, argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and needle in lines[0], lines
+    assert os.environ.get("KERAS_BACKEND") != "nope"
+
+
+def test_backend_flag_names_a_missing_package(monkeypatch, capsys):
+    import keras
+
+    from dlrecipes import backend
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        None if name == "jax" else real(name, *a)))
+    monkeypatch.delitem(sys.modules, "keras")  # as before Keras loads
+    monkeypatch.setenv("KERAS_BACKEND", keras.backend.backend())
+    assert backend.select_backend("jax") == (
+        "--backend jax, but jax is not installed: pip install \"jax[cpu]\" "
+        "(or jax[cuda12])")
+    assert os.environ["KERAS_BACKEND"] == keras.backend.backend()
+
+
+def test_backend_flag_selects_the_backend_in_a_fresh_process():
+    """`--backend jax` anywhere in the command line wins over
+    KERAS_BACKEND, and is set before Keras loads."""
+    code = ("from dlrecipes.cli import main; "
+            "code = main(['report', '/nonexistent', '--backend', 'jax']); "
+            "import keras; print(keras.backend.backend(), code)")
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.stdout.split() == ["jax", "2"], proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: no such directory: /nonexistent"]

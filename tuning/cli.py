@@ -17,6 +17,8 @@ import argparse
 import os
 import sys
 
+from dlrecipes.backend import CHOICES as BACKEND_CHOICES
+from dlrecipes.backend import BACKEND_HELP
 from dlrecipes.errors import UsageError
 
 TUNE_EARLY_STOPPING = 5  # patience inside trials unless set explicitly
@@ -74,6 +76,7 @@ def build_parser(recipe):
                    help="do not retrain the best config into best/")
     g.add_argument("--show-space", action="store_true",
                    help="print the resolved search space and exit")
+    g.add_argument("--backend", choices=BACKEND_CHOICES, help=BACKEND_HELP)
     g.add_argument("--debug", action="store_true",
                    help="show Python tracebacks")
     return parser

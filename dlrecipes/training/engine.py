@@ -18,7 +18,7 @@ import contextlib
 import dataclasses
 import math
 
-from dlrecipes.lazy import import_keras
+from dlrecipes.lazy import import_keras, import_tensorflow_quietly
 
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 
@@ -48,6 +48,9 @@ def start(config):
         import jax
 
         jax.clear_caches()
+    # Under JAX or torch, Keras seeds TensorFlow too where it is installed,
+    # importing it: quietly (its native start-up lines).
+    import_tensorflow_quietly()
     keras.utils.set_random_seed(config.seed)
     return set_precision(config)
 

@@ -5,7 +5,6 @@ history, best checkpoint, TensorBoard, backup) -> evaluate -> report ->
 metrics.json. A tuning trial calls the same engine without a directory."""
 
 import dataclasses
-import importlib.util
 import math
 import os
 import platform
@@ -13,7 +12,7 @@ import sys
 import time
 import warnings
 
-from dlrecipes.lazy import import_keras
+from dlrecipes.lazy import import_keras, import_tensorflow_quietly
 
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 import numpy as np
@@ -45,7 +44,7 @@ def _callbacks(config, run_dir, monitor, mode):
     their counters after they reset them. None reads a value after each
     batch: no host synchronisation per step."""
     cbs = [HistoryWriter(os.path.join(run_dir, "history.csv"))]
-    if importlib.util.find_spec("tensorflow") is not None:
+    if import_tensorflow_quietly() is not None:  # TensorBoard writes with it
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
     backup = EpochBackup(os.path.join(run_dir, "backup"))
     model_path = os.path.join(run_dir, "model.keras")
