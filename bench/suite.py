@@ -18,6 +18,9 @@ Benchmarks (`--only NAME[,NAME]`):
 - `accuracy`: time to accuracy of the default digits run against a plain
   keras-io-style script (`bench/accuracy.py`; CPU; not in `--gpu`'s
   default list);
+- `harness`: seconds per epoch of `dlrecipes run` against a bare `fit` of
+  the same model and data, per installed backend (`bench/harness.py`;
+  target ratio <= 1.10; CPU; not in `--gpu`'s default list);
 - `startup`: wall time of `dlrecipes list`, a `--help` and a bad flag in
   fresh processes, and whether they import Keras (`bench/startup.py`;
   target < 1 s, no Keras; not in `--gpu`'s default list).
@@ -32,7 +35,8 @@ import os
 import sys
 import time
 
-BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy", "startup")
+BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy", "harness",
+              "startup")
 DEFAULTS = {"quick": BENCHMARKS,
             "gpu": ("layers", "throughput", "pipeline")}
 TITLES = {
@@ -40,6 +44,7 @@ TITLES = {
     "pipeline": "Input pipeline: host-fed against device-resident data",
     "accuracy": "Time to accuracy: default digits run against a keras-io "
                 "script",
+    "harness": "Harness: dlrecipes run against a bare fit, per epoch",
     "startup": "Start-up: answers that need no model",
 }
 
@@ -110,6 +115,12 @@ def run_one(name, profile, args):
         seeds = tuple(range(args.seeds or (1 if profile == "quick" else 3)))
         result = accuracy.run(seeds=seeds, log=_log)
         return accuracy.markdown(result), result
+    if name == "harness":
+        from bench import harness
+
+        result = harness.run(epochs=3 if profile == "quick" else 10,
+                             log=_log)
+        return harness.markdown(result), result
     if name == "startup":
         from bench import startup
 

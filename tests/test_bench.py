@@ -140,3 +140,40 @@ def test_startup_benchmark_reports_time_and_heavy_imports():
     assert len(row["times"]) == 1 and row["times"][0] > 0
     table = "\n".join(startup.markdown(result))
     assert "| `dlrecipes --help` |" in table and "| none |" in table
+
+
+def test_harness_markdown_reports_ratio_against_the_target():
+    from bench import harness
+
+    result = {"recipe": "image-classification", "epochs": 5,
+              "overrides": {}, "rows": [
+                  {"backend": "jax", "bare": 0.5, "run": 0.6, "ratio": 1.2,
+                   "callbacks_ms": {"EpochBackup": 70.2, "HistoryWriter":
+                                    0.1}},
+                  {"backend": "tensorflow", "bare": 0.5, "run": 0.52,
+                   "ratio": 1.04, "callbacks_ms": {}}]}
+    table = harness.markdown(result)
+    assert "| jax | 0.500 | 0.600 | 1.20 | missed | EpochBackup 70 |" in table
+    assert "| tensorflow | 0.500 | 0.520 | 1.04 | met | - |" in table
+    assert "(time of 10 epochs - time of 5) / 5" in table[0]
+
+
+@pytest.mark.slow
+def test_harness_benchmark_times_a_bare_fit_and_a_run():
+    """The machinery, not the speed: one backend, one tiny model; a run's
+    epochs pass through the run-directory callbacks, a bare fit's do not."""
+    import keras
+
+    from bench import harness
+
+    result = harness.run([keras.backend.backend()], epochs=1, overrides={
+        "model": "mlp", "width": 8})
+    (row,) = result["rows"]
+    assert row["backend"] == keras.backend.backend()
+    assert row["bare"] > 0 and row["run"] > 0
+    assert row["ratio"] == row["run"] / row["bare"]
+    assert {"EpochBackup", "HistoryWriter", "BestCheckpoint"} <= set(
+        row["callbacks_ms"]), row["callbacks_ms"]
+    table = "\n".join(harness.markdown(result))
+    assert f"| {row['backend']} | {row['bare']:.3f} |" in table
+    assert "--model mlp --width 8" in table
