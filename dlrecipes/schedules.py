@@ -9,7 +9,12 @@ exist; this module adds only what Keras lacks:
   constant learning rate).
 
 and `get(name, learning_rate, total_steps, warmup_steps, **overrides)`, the
-one calling convention the training harness uses for every schedule.
+one calling convention the training harness uses for every schedule. `get`
+also reads Keras' own argument names (`initial_learning_rate`,
+`decay_steps`, `decay_rate`, `staircase`, `alpha`, `warmup_target`,
+`first_decay_steps`, `t_mul`, `m_mul`, `boundaries`, `values`,
+`end_learning_rate`, `power`, `cycle`), so the keywords of a
+`keras.optimizers.schedules` call work here unchanged.
 
 Steps are optimizer steps (`optimizer.iterations`, 0 on the first update),
 so a recipe passes `total_steps = epochs * steps_per_epoch`.
@@ -186,18 +191,19 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-# name -> overrides it accepts (all step counts count from the end of warm-up).
+# name -> overrides it accepts, with the names of the Keras schedule that
+# implements it (all step counts count from the end of warm-up).
 _OVERRIDES = {
     "constant": (),
     "step": ("decay_steps", "decay_rate"),
-    "exponential": ("decay_steps", "decay_rate"),
-    "inverse_time": ("decay_steps", "decay_rate"),
+    "exponential": ("decay_steps", "decay_rate", "staircase"),
+    "inverse_time": ("decay_steps", "decay_rate", "staircase"),
     "inverse_sqrt": (),
-    "cosine": ("alpha",),
-    "warmup_cosine": ("alpha",),
+    "cosine": ("decay_steps", "alpha", "warmup_target"),
+    "warmup_cosine": ("decay_steps", "alpha", "warmup_target"),
     "cosine_restarts": ("first_decay_steps", "t_mul", "m_mul", "alpha"),
     "piecewise": ("boundaries", "values"),
-    "polynomial": ("end_learning_rate", "power"),
+    "polynomial": ("decay_steps", "end_learning_rate", "power", "cycle"),
 }
 
 _missing = sorted(set(SCHEDULES) ^ set(_OVERRIDES))
@@ -234,14 +240,30 @@ class _Plan:
             return _check_steps(self.overrides[key], key, minimum=1)
         return default()
 
+    def flag(self, key, default):
+        """A bool override, or `default`."""
+        value = self.overrides.get(key, default)
+        if not isinstance(value, bool):
+            raise ValueError(f"`{key}` must be a bool. Received: {key}={value!r}")
+        return value
+
 
 def _inverse_sqrt(p):
     return InverseSqrtDecay(p.lr, warmup_steps=p.warmup_steps)
 
 
 def _cosine(p):
-    decay_steps = p.horizon("(the cosine length)")
+    decay_steps = p.steps("decay_steps",
+                          lambda: p.horizon("(or `decay_steps`)"))
     alpha = p.get("alpha", 0.0)
+    if "warmup_target" in p.overrides:
+        # Keras' own meaning: warm up from `initial_learning_rate` to
+        # `warmup_target`, then decay from `warmup_target`.
+        return keras.optimizers.schedules.CosineDecay(
+            p.lr, decay_steps, alpha=alpha,
+            warmup_target=_check_learning_rate(p.overrides["warmup_target"],
+                                               "warmup_target"),
+            warmup_steps=p.warmup_steps)
     if p.warmup_steps == 0:
         return keras.optimizers.schedules.CosineDecay(p.lr, decay_steps,
                                                       alpha=alpha)
@@ -260,13 +282,15 @@ def _step(p):
 def _exponential(p):
     decay = p.steps("decay_steps", lambda: p.horizon("(or `decay_steps`)"))
     return keras.optimizers.schedules.ExponentialDecay(
-        p.lr, decay, p.get("decay_rate", 0.01))
+        p.lr, decay, p.get("decay_rate", 0.01),
+        staircase=p.flag("staircase", False))
 
 
 def _inverse_time(p):
     decay = p.steps("decay_steps", lambda: p.horizon("(or `decay_steps`)"))
     return keras.optimizers.schedules.InverseTimeDecay(
-        p.lr, decay, p.get("decay_rate", 9.0))
+        p.lr, decay, p.get("decay_rate", 9.0),
+        staircase=p.flag("staircase", False))
 
 
 def _cosine_restarts(p):
@@ -292,9 +316,9 @@ def _piecewise(p):
 
 def _polynomial(p):
     return keras.optimizers.schedules.PolynomialDecay(
-        p.lr, p.horizon("(the decay length)"),
+        p.lr, p.steps("decay_steps", lambda: p.horizon("(or `decay_steps`)")),
         end_learning_rate=p.get("end_learning_rate", 0.0),
-        power=p.get("power", 1.0))
+        power=p.get("power", 1.0), cycle=p.flag("cycle", False))
 
 
 # Schedules that handle warm-up themselves, and those wrapped in
@@ -310,7 +334,8 @@ if set(_WHOLE) | set(_AFTER_WARMUP) != set(SCHEDULES):
                       f"{sorted(set(SCHEDULES) - set(_WHOLE) - set(_AFTER_WARMUP))}")
 
 
-def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
+def get(name, learning_rate=None, total_steps=None, warmup_steps=None, *,
+        initial_learning_rate=None, **overrides):
     """Builds a learning-rate schedule by name from one calling convention.
 
     Every schedule is an optional linear warm-up from 0 to `learning_rate`
@@ -338,12 +363,27 @@ def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
     `warmup_target`; `CosineDecayRestarts`; `PiecewiseConstantDecay`;
     `PolynomialDecay`), wrapped in `LinearWarmup` when `W > 0`.
 
-    `overrides` replace the defaults above, step counts counting from the
-    end of warm-up: `decay_steps`/`decay_rate` (`step`, `exponential`,
-    `inverse_time`), `alpha` (`cosine`, `warmup_cosine`),
+    `overrides` take the names of the Keras schedule behind each name and
+    replace the defaults above, step counts counting from the end of
+    warm-up: `decay_steps`/`decay_rate` (`step`, `exponential`,
+    `inverse_time`), `staircase` (`exponential`, `inverse_time`),
+    `decay_steps`/`alpha`/`warmup_target` (`cosine`, `warmup_cosine`;
+    with `warmup_target`, Keras' meaning: the warm-up goes from
+    `learning_rate` to `warmup_target`, the peak),
     `first_decay_steps`/`t_mul`/`m_mul`/`alpha` (`cosine_restarts`),
-    `boundaries`/`values` (`piecewise`), `end_learning_rate`/`power`
-    (`polynomial`). The `constant` float is what `ReduceLROnPlateau` needs.
+    `boundaries`/`values` (`piecewise`; `learning_rate` may then be left
+    out), `decay_steps`/`end_learning_rate`/`power`/`cycle`
+    (`polynomial`). A given `decay_steps` (or `first_decay_steps`,
+    `boundaries`) makes `total_steps` unnecessary. `initial_learning_rate`
+    is Keras' name for `learning_rate`. So a Keras call's keywords work
+    here unchanged, and give the same schedule:
+
+        keras.optimizers.schedules.ExponentialDecay(
+            initial_learning_rate=0.1, decay_steps=1000, decay_rate=0.5)
+        get("exponential", initial_learning_rate=0.1, decay_steps=1000,
+            decay_rate=0.5)
+
+    The `constant` float is what `ReduceLROnPlateau` needs.
 
     Args:
         name: one of `SCHEDULES`.
@@ -353,6 +393,8 @@ def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
             overrides need no horizon (`constant`, `inverse_sqrt`, or a
             given `decay_steps` / `first_decay_steps` / `boundaries`).
         warmup_steps: int >= 0 and < `total_steps`, or None (see above).
+        initial_learning_rate: Keras' name for `learning_rate` (give one of
+            them).
         **overrides: schedule-specific arguments listed above.
 
     Returns:
@@ -363,12 +405,29 @@ def get(name, learning_rate, total_steps=None, warmup_steps=None, **overrides):
 
     >>> schedule = get("warmup_cosine", 1e-3, total_steps=20 * 100)
     >>> optimizer = keras.optimizers.AdamW(learning_rate=schedule)
+    >>> keras_style = get("cosine", initial_learning_rate=1e-3,
+    ...                   decay_steps=2000, alpha=0.1)
+    >>> float(keras_style(2000))
+    0.0001...
     """
     if name not in SCHEDULES:
         raise ValueError(
             f"Unknown schedule. Valid names: {', '.join(SCHEDULES)}. "
             f"Received: name={name}"
         )
+    if initial_learning_rate is not None:
+        if learning_rate is not None and learning_rate != initial_learning_rate:
+            raise ValueError(
+                "`initial_learning_rate` is Keras' name for `learning_rate`: "
+                f"pass one of them. Received: learning_rate={learning_rate}, "
+                f"initial_learning_rate={initial_learning_rate}")
+        learning_rate = initial_learning_rate
+    if learning_rate is None and name == "piecewise" and "values" in overrides:
+        learning_rate = max(overrides["values"], default=0.0)  # not used
+    if learning_rate is None:
+        raise ValueError(
+            f"Schedule '{name}' needs `learning_rate` (or Keras' "
+            "`initial_learning_rate`). Received: learning_rate=None")
     lr = _check_learning_rate(learning_rate, "learning_rate")
     unknown = sorted(set(overrides) - set(_OVERRIDES[name]))
     if unknown:

@@ -10,7 +10,11 @@ It checks, in order:
 5. `.keras` save then `keras.saving.load_model` (safe_mode on, no
    custom_objects) gives identical inference outputs;
 6. the layer builds and runs under the `mixed_float16` dtype policy, with a
-   float16 compute dtype and float32 variables.
+   float16 compute dtype and float32 variables;
+7. masking (when `supports_masking` is given): the layer's
+   `supports_masking` says so, and a layer that supports masking passes the
+   Keras mask of a padded input on (a `GlobalAveragePooling1D` after it
+   averages over the real steps only).
 """
 
 import os
@@ -24,8 +28,8 @@ import dlrecipes  # noqa: F401  (registers the classes used by load_model)
 # Examples per property-based shape test (hypothesis). An eager call under
 # TensorFlow costs milliseconds; under JAX every new input shape compiles
 # each op again (seconds an example), while the shape arithmetic under test
-# is the same backend-free code: a few examples there.
-SHAPE_EXAMPLES = 10 if keras.backend.backend() == "tensorflow" else 4
+# is the same backend-free code: two examples there.
+SHAPE_EXAMPLES = 10 if keras.backend.backend() == "tensorflow" else 2
 
 
 def random_input(shape, dtype="float32", seed=0, maxval=10):
@@ -50,6 +54,7 @@ def run_layer_test(
     expected_output_dtype="float32",
     run_training_check=True,
     run_mixed_precision_check=True,
+    supports_masking=None,
     atol=1e-5,
 ):
     """Run the shared checks on one layer configuration.
@@ -65,6 +70,10 @@ def run_layer_test(
         expected_output_dtype: dtype of the output under float32.
         run_training_check: run one `fit` step.
         run_mixed_precision_check: build and call under `mixed_float16`.
+        supports_masking: `None` (no check), or whether the layer passes a
+            Keras mask on; `True` needs a `(batch, time, features)` output
+            and a float input (masked with `keras.layers.Masking`) or an int
+            input whose zeros the layer masks itself.
         atol: tolerance of the save/load comparison.
 
     Returns:
@@ -148,4 +157,41 @@ def run_layer_test(
         if "float" in expected_output_dtype:
             assert np.all(np.isfinite(keras.ops.convert_to_numpy(
                 keras.ops.cast(mp_out, "float32"))))
+
+    # 7. Masking.
+    if supports_masking is not None:
+        assert layer_cls(**init_kwargs).supports_masking == supports_masking, (
+            f"supports_masking is not {supports_masking}")
+        if supports_masking:
+            check_mask_passes_through(layer_cls, init_kwargs, input_shape,
+                                      input_dtype, input_maxval, call_kwargs)
     return keras.ops.convert_to_numpy(out)
+
+
+def check_mask_passes_through(layer_cls, init_kwargs, input_shape,
+                              input_dtype="float32", input_maxval=10,
+                              call_kwargs=None):
+    """The last steps of row 0 are padding: the mask must reach a
+    `GlobalAveragePooling1D` after the layer, which then averages row 0's
+    outputs over its real steps only."""
+    call_kwargs = call_kwargs or {}
+    length = input_shape[1]
+    real = max(1, length // 2)
+    if "int" in str(input_dtype):
+        x = random_input(input_shape, input_dtype, maxval=input_maxval - 1) + 1
+    else:
+        x = random_input(input_shape, input_dtype)
+    x[0, real:] = 0  # padding: zero ids, or all-zero feature vectors
+    inputs = keras.Input(batch_shape=(None,) + tuple(input_shape[1:]),
+                         dtype=input_dtype)
+    masked = inputs
+    if "int" not in str(input_dtype):
+        masked = keras.layers.Masking(0.0)(inputs)
+    outputs = layer_cls(**init_kwargs)(masked, **call_kwargs)
+    assert len(outputs.shape) == 3, "the masking check needs a 3D output"
+    pooled = keras.layers.GlobalAveragePooling1D()(outputs)
+    model = keras.Model(inputs, [outputs, pooled])
+    seq, mean = (keras.ops.convert_to_numpy(t) for t in model(x))
+    np.testing.assert_allclose(
+        mean[0], seq[0, :real].mean(axis=0), rtol=1e-4, atol=1e-5,
+        err_msg="the Keras mask did not pass through the layer")

@@ -7,7 +7,6 @@ import tempfile
 import keras
 import numpy as np
 import pytest
-from layer_testing import run_layer_test
 
 from dlrecipes.layers import MCDropout, StochasticDepth
 
@@ -25,10 +24,7 @@ def _positive(shape, seed=0):
 
 # --- StochasticDepth --------------------------------------------------------
 
-def test_stochastic_depth_layer_test():
-    run_layer_test(StochasticDepth, {"rate": 0.3, "seed": 7}, (2, 8, 8, 4),
-                   expected_output_shape=(2, 8, 8, 4))
-
+# The shared layer checks of both layers run in tests/test_layers_common.py.
 
 @pytest.mark.parametrize("training", [False, None])
 def test_stochastic_depth_is_identity_at_inference(training):
@@ -79,14 +75,6 @@ def test_stochastic_depth_rejects_bad_rate(rate):
 
 
 # --- MCDropout --------------------------------------------------------------
-
-def test_mc_dropout_layer_test():
-    # The helper compares inference outputs before and after a save/load,
-    # which random inference (rate > 0) cannot satisfy: rate=0 runs the full
-    # pipeline, the next tests cover rate > 0.
-    run_layer_test(MCDropout, {"rate": 0.0, "noise_shape": None, "seed": 1},
-                   (2, 6), expected_output_shape=(2, 6))
-
 
 def test_mc_dropout_config_round_trip_with_positive_rate():
     layer = MCDropout(0.25, noise_shape=(None, 1), seed=5)

@@ -109,7 +109,7 @@ def test_no_projection_for_same_channels_and_stride_one(bottleneck,
     out = block(_randn((2, 6, 6, 8)))
     assert tuple(out.shape) == (2, 6, 6, 8)
     assert block.has_projection is False
-    assert block.shortcut_conv is None
+    assert block._shortcut_conv is None
     assert not any("shortcut" in p for p in _weight_paths(block))
 
 
@@ -119,10 +119,10 @@ def test_projection_for_channel_change(preactivation):
     out = block(_randn((2, 6, 6, 4)))
     assert tuple(out.shape) == (2, 6, 6, 8)
     assert block.has_projection is True
-    assert tuple(block.shortcut_conv.kernel.shape) == (1, 1, 4, 8)
+    assert tuple(block._shortcut_conv.kernel.shape) == (1, 1, 4, 8)
     assert any("shortcut_conv" in p for p in _weight_paths(block))
     # v1 normalizes the projection; v2 feeds it the pre-activated input.
-    assert (block.shortcut_norm is None) == preactivation
+    assert (block._shortcut_norm is None) == preactivation
 
 
 @pytest.mark.parametrize("rank, size, expected", [
@@ -134,34 +134,34 @@ def test_projection_for_stride_two_halves_rounding_up(rank, size, expected):
     out = block(x)
     assert tuple(out.shape) == (2,) + (expected,) * rank + (4,)
     assert block.has_projection is True
-    assert block.shortcut_conv.strides == (2,) * rank
+    assert block._shortcut_conv.strides == (2,) * rank
 
 
 def test_bottleneck_widths_follow_he_et_al():
     block = ResidualBlock(16, bottleneck=True)
     block.build((None, 8, 8, 8))
-    kernels = [tuple(c.kernel.shape) for c in block.convs]
+    kernels = [tuple(c.kernel.shape) for c in block._convs]
     assert kernels == [(1, 1, 8, 4), (3, 3, 4, 4), (1, 1, 4, 16)]
-    assert block.convs[1].strides == (1, 1)
+    assert block._convs[1].strides == (1, 1)
     strided = ResidualBlock(16, strides=2, bottleneck=True)
     strided.build((None, 8, 8, 8))
-    assert [c.strides for c in strided.convs] == [(1, 1), (2, 2), (1, 1)]
+    assert [c.strides for c in strided._convs] == [(1, 1), (2, 2), (1, 1)]
 
 
 def test_convs_followed_by_a_norm_have_no_bias():
     post = ResidualBlock(8)
     post.build((None, 6, 6, 4))
-    assert all(c.bias is None for c in post.convs + [post.shortcut_conv])
+    assert all(c.bias is None for c in post._convs + [post._shortcut_conv])
     pre = ResidualBlock(8, preactivation=True)
     pre.build((None, 6, 6, 4))
     # v2: the last branch conv and the projection feed the addition directly.
-    assert pre.convs[0].bias is None
-    assert pre.convs[-1].bias is not None
-    assert pre.shortcut_conv.bias is not None
+    assert pre._convs[0].bias is None
+    assert pre._convs[-1].bias is not None
+    assert pre._shortcut_conv.bias is not None
 
 
 def _zero_branch(block):
-    for conv in block.convs:
+    for conv in block._convs:
         conv.kernel.assign(np.zeros(conv.kernel.shape, "float32"))
         if conv.bias is not None:
             conv.bias.assign(np.zeros(conv.bias.shape, "float32"))
@@ -195,8 +195,8 @@ def test_projection_shortcut_numerics():
                               norm="none", activation="tanh")
         block.build(x.shape)
         _zero_branch(block)
-        block.shortcut_conv.kernel.assign(w.reshape(1, 1, 3, 6))
-        block.shortcut_conv.bias.assign(bias)
+        block._shortcut_conv.kernel.assign(w.reshape(1, 1, 3, 6))
+        block._shortcut_conv.bias.assign(bias)
         np.testing.assert_allclose(_np(block(x)), expected, atol=1e-5)
 
 
@@ -310,11 +310,11 @@ def test_dense_block_each_layer_sees_all_earlier_outputs(bottleneck):
     for i in range(n):
         seen = c + i * k  # the block input plus i earlier outputs
         if bottleneck:
-            assert tuple(block.bottleneck_convs[i].kernel.shape) == (
+            assert tuple(block._bottleneck_convs[i].kernel.shape) == (
                 1, 1, seen, 4 * k)
-            assert tuple(block.convs[i].kernel.shape) == (3, 3, 4 * k, k)
+            assert tuple(block._convs[i].kernel.shape) == (3, 3, 4 * k, k)
         else:
-            assert tuple(block.convs[i].kernel.shape) == (3, 3, seen, k)
+            assert tuple(block._convs[i].kernel.shape) == (3, 3, seen, k)
     # The block input passes through unchanged as the first channels.
     np.testing.assert_array_equal(out[..., :c], x)
 
@@ -325,7 +325,7 @@ def test_dense_block_later_layers_depend_on_earlier_outputs():
     x = _randn((2, 5, 5, 4))
     block = DenseBlock(2, 3, bottleneck=False, norm="none")
     base = _np(block(x))
-    conv = block.convs[0]
+    conv = block._convs[0]
     conv.kernel.assign(np.zeros(conv.kernel.shape, "float32"))
     conv.bias.assign(np.zeros(conv.bias.shape, "float32"))
     changed = _np(block(x))
@@ -415,7 +415,7 @@ def test_conv_norm_act_order_after():
 def test_conv_norm_act_default_bias(kwargs, has_bias):
     layer = ConvNormAct(4, 3, **kwargs)
     layer.build((None, 5, 5, 2))
-    assert (layer.conv.bias is not None) == has_bias
+    assert (layer._conv.bias is not None) == has_bias
 
 
 @pytest.mark.parametrize("kwargs, message", [

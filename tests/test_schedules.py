@@ -273,3 +273,78 @@ def test_classes_reject_invalid_arguments():
         LinearWarmup(0.1, warmup_steps=2.5)
     with pytest.raises(ValueError, match="Received: schedule=-0.5"):
         LinearWarmup(-0.5, warmup_steps=2)
+
+
+# --- Keras' argument names ---------------------------------------------------
+
+S = keras.optimizers.schedules
+
+
+@pytest.mark.parametrize("name, kwargs, keras_schedule", [
+    ("exponential", dict(initial_learning_rate=0.1, decay_steps=7,
+                         decay_rate=0.5, staircase=True),
+     lambda: S.ExponentialDecay(initial_learning_rate=0.1, decay_steps=7,
+                                decay_rate=0.5, staircase=True)),
+    ("exponential", dict(initial_learning_rate=0.1, decay_steps=30,
+                         decay_rate=0.2),
+     lambda: S.ExponentialDecay(0.1, 30, 0.2)),
+    ("inverse_time", dict(initial_learning_rate=0.1, decay_steps=10,
+                          decay_rate=1.5, staircase=True),
+     lambda: S.InverseTimeDecay(0.1, 10, 1.5, staircase=True)),
+    ("cosine", dict(initial_learning_rate=0.1, decay_steps=50, alpha=0.1),
+     lambda: S.CosineDecay(0.1, 50, alpha=0.1)),
+    ("cosine", dict(initial_learning_rate=0.0, decay_steps=50,
+                    warmup_target=0.1, warmup_steps=10),
+     lambda: S.CosineDecay(0.0, 50, warmup_target=0.1, warmup_steps=10)),
+    ("cosine_restarts", dict(initial_learning_rate=0.1, first_decay_steps=10,
+                             t_mul=2.0, m_mul=0.5, alpha=0.05),
+     lambda: S.CosineDecayRestarts(0.1, 10, t_mul=2.0, m_mul=0.5,
+                                   alpha=0.05)),
+    ("piecewise", dict(boundaries=[10, 40], values=[0.1, 0.05, 0.01]),
+     lambda: S.PiecewiseConstantDecay([10, 40], [0.1, 0.05, 0.01])),
+    ("polynomial", dict(initial_learning_rate=0.1, decay_steps=30,
+                        end_learning_rate=0.01, power=2.0, cycle=True),
+     lambda: S.PolynomialDecay(0.1, 30, end_learning_rate=0.01, power=2.0,
+                               cycle=True)),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_keras_keywords_give_the_keras_schedule(name, kwargs, keras_schedule):
+    """A Keras user's keywords work unchanged and mean what they mean in
+    `keras.optimizers.schedules`."""
+    ours = schedules.get(name, **kwargs)
+    theirs = keras_schedule()
+    for s in (0, 1, 5, 9, 10, 11, 25, 40, 45, 59, 60, 61, 75, 100):
+        np.testing.assert_allclose(_value(ours, s), _value(theirs, s),
+                                   rtol=1e-5, atol=1e-8,
+                                   err_msg=f"{name} step={s}")
+
+
+def test_initial_learning_rate_is_learning_rate():
+    a = schedules.get("cosine", initial_learning_rate=0.3, total_steps=40)
+    b = schedules.get("cosine", 0.3, total_steps=40)
+    for s in (0, 10, 39):
+        assert _value(a, s) == _value(b, s)
+    assert schedules.get("constant", initial_learning_rate=0.2) == 0.2
+    # The same value twice is fine; two different ones are not.
+    schedules.get("constant", 0.2, initial_learning_rate=0.2)
+    with pytest.raises(ValueError, match="Received: learning_rate=0.1, "
+                       "initial_learning_rate=0.2$"):
+        schedules.get("constant", 0.1, initial_learning_rate=0.2)
+    with pytest.raises(ValueError, match="Received: learning_rate=None$"):
+        schedules.get("cosine", total_steps=10)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(name="exponential", learning_rate=0.1, decay_steps=5,
+          staircase="yes"), "Received: staircase='yes'$"),
+    (dict(name="polynomial", learning_rate=0.1, decay_steps=5, cycle=1),
+     "Received: cycle=1$"),
+    (dict(name="cosine", learning_rate=0.1, decay_steps=0),
+     "Received: decay_steps=0$"),
+    (dict(name="cosine", learning_rate=0.1, decay_steps=5,
+          warmup_target=-1.0), "Received: warmup_target=-1.0$"),
+    (dict(name="step", learning_rate=0.1, decay_steps=5, staircase=True),
+     "staircase"),
+])
+def test_keras_keywords_are_checked(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        schedules.get(**kwargs)

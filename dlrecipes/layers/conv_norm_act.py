@@ -4,9 +4,11 @@ import math
 
 import keras
 
-from dlrecipes.layers._checks import (  # noqa: F401  (re-exported)
-    check_activation, check_positive_int)
-from dlrecipes.layers.normalization import normalization, validate_norm
+from dlrecipes.layers._checks import (check_bool, check_choice,
+                                      check_positive_int, clone_initializer,
+                                      get_activation, get_initializer,
+                                      get_regularizer)
+from dlrecipes.layers.normalization import check_norm, normalization
 
 _CONV_CLASSES = {
     1: keras.layers.Conv1D,
@@ -15,14 +17,18 @@ _CONV_CLASSES = {
 }
 
 
-# Shared argument checks and shape helpers of the convolutional blocks.
+# Argument checks and shape helpers of the convolutional blocks
+# (ConvNormAct, ResidualBlock, DenseBlock).
 
-def check_rank(rank):
-    if isinstance(rank, bool) or rank not in _CONV_CLASSES:
+def check_rank(rank, allowed=(1, 2, 3)):
+    if isinstance(rank, bool) or rank not in allowed:
+        names = {1: "1 (Conv1D)", 2: "2 (Conv2D)", 3: "3 (Conv3D)"}
+        choices = [names[r] for r in allowed]
+        listed = ", ".join(choices[:-1]) + " or " + choices[-1]
         raise ValueError(
-            "`rank` must be 1 (Conv1D), 2 (Conv2D) or 3 (Conv3D). "
-            f"Received: rank={rank!r}"
+            f"`rank` must be {listed}. Received: rank={rank!r}"
         )
+    return rank
 
 
 def check_int_tuple(name, value, rank):
@@ -37,17 +43,18 @@ def check_int_tuple(name, value, rank):
             )
     else:
         check_positive_int(name, value)
+    return value
 
 
 def as_tuple(value, rank):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * rank
 
 
-def check_input_shape(layer, input_shape, rank):
+def check_input_shape(layer, input_shape, rank, what="inputs"):
     """Channels-last input of rank `rank + 2` with a known channel count."""
     if len(input_shape) != rank + 2 or input_shape[-1] is None:
         raise ValueError(
-            f"{type(layer).__name__} with rank={rank} expects inputs of shape "
+            f"{type(layer).__name__} with rank={rank} expects {what} of shape "
             f"(batch, {rank} spatial dims..., channels) with a known channel "
             f"count. Received: input_shape={tuple(input_shape)}"
         )
@@ -81,14 +88,15 @@ class ConvNormAct(keras.layers.Layer):
         rank: 1 (`Conv1D`), 2 (`Conv2D`) or 3 (`Conv3D`).
         padding: `"same"` or `"valid"` (`"causal"` too when `rank=1`).
         norm: one of `NORMALIZATIONS` (`"batch"`, `"layer"`, `"group"`,
-            `"none"`).
+            `"none"`; `None` means `"none"`).
         norm_position: `"before"` or `"after"` the activation.
         activation: Keras activation name or callable; `None` for linear.
         use_bias: whether the conv has a bias. `None` chooses: `False` when
             a norm directly follows the conv (`norm_position="before"` and
             `norm != "none"`), since the norm's centering cancels a bias;
             `True` otherwise.
-        kernel_initializer: initializer of the conv kernel.
+        kernel_initializer: initializer of the conv kernel (name, config,
+            instance or function).
         kernel_regularizer: optional regularizer of the conv kernel.
         norm_groups: groups of `norm="group"`; must divide `filters`.
         **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype` ...).
@@ -128,41 +136,25 @@ class ConvNormAct(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_rank(rank)
-        check_positive_int("filters", filters)
-        check_int_tuple("kernel_size", kernel_size, rank)
-        check_int_tuple("strides", strides, rank)
-        valid_padding = ("same", "valid", "causal") if rank == 1 else (
-            "same", "valid")
-        if padding not in valid_padding:
-            raise ValueError(
-                f"`padding` must be one of {valid_padding} for rank={rank}. "
-                f"Received: padding={padding!r}"
-            )
-        validate_norm(norm)
-        if norm_position not in ("before", "after"):
-            raise ValueError(
-                "`norm_position` must be 'before' or 'after'. "
-                f"Received: norm_position={norm_position!r}"
-            )
-        if use_bias is not None and not isinstance(use_bias, bool):
-            raise ValueError(
-                "`use_bias` must be True, False or None. "
-                f"Received: use_bias={use_bias!r}"
-            )
-        check_positive_int("norm_groups", norm_groups)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.rank = rank
-        self.padding = padding
-        self.norm = norm
-        self.norm_position = norm_position
-        self.activation = check_activation(activation)
+        self.rank = check_rank(rank)
+        self.filters = check_positive_int("filters", filters)
+        self.kernel_size = check_int_tuple("kernel_size", kernel_size, rank)
+        self.strides = check_int_tuple("strides", strides, rank)
+        self.padding = check_choice(
+            "padding", padding,
+            ("same", "valid", "causal") if rank == 1 else ("same", "valid"))
+        self.norm = check_norm(norm)
+        self.norm_position = check_choice("norm_position", norm_position,
+                                          ("before", "after"))
+        if use_bias is not None:
+            check_bool("use_bias", use_bias)
         self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.norm_groups = norm_groups
+        self.activation = get_activation(activation)
+        self.kernel_initializer = get_initializer("kernel_initializer",
+                                                  kernel_initializer)
+        self.kernel_regularizer = get_regularizer("kernel_regularizer",
+                                                  kernel_regularizer)
+        self.norm_groups = check_positive_int("norm_groups", norm_groups)
 
     def _resolved_use_bias(self):
         if self.use_bias is not None:
@@ -171,37 +163,36 @@ class ConvNormAct(keras.layers.Layer):
 
     def build(self, input_shape):
         check_input_shape(self, input_shape, self.rank)
-        self.conv = make_conv(
+        self._conv = make_conv(
             self.rank, self.filters, self.kernel_size,
             strides=self.strides,
             padding=self.padding,
             use_bias=self._resolved_use_bias(),
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name="conv",
         )
-        self.conv.build(input_shape)
-        out_shape = self.conv.compute_output_shape(input_shape)
-        self.norm_layer = normalization(
+        self._conv.build(input_shape)
+        out_shape = self._conv.compute_output_shape(input_shape)
+        self._norm = normalization(
             self.norm, groups=self.norm_groups, dtype=self.dtype_policy,
             name="norm",
         )
-        self.norm_layer.build(out_shape)
-        self.activation_layer = keras.layers.Activation(
+        self._norm.build(out_shape)
+        self._activation = keras.layers.Activation(
             self.activation, dtype=self.dtype_policy, name="activation",
         )
-        self.activation_layer.build(out_shape)
+        self._activation.build(out_shape)
         self.built = True
 
     def call(self, inputs, training=None):
-        x = self.conv(inputs)  # (batch, *spatial, filters)
+        x = self._conv(inputs)  # (batch, *spatial, filters)
         if self.norm_position == "before":
-            x = self.norm_layer(x, training=training)
-            return self.activation_layer(x)
-        x = self.activation_layer(x)
-        return self.norm_layer(x, training=training)
+            x = self._norm(x, training=training)
+            return self._activation(x)
+        x = self._activation(x)
+        return self._norm(x, training=training)
 
     def compute_output_shape(self, input_shape):
         kernel = as_tuple(self.kernel_size, self.rank)

@@ -3,15 +3,13 @@
 import keras
 from keras import ops
 
-from dlrecipes.layers.conv_norm_act import (
-    check_activation,
-    check_input_shape,
-    check_positive_int,
-    check_rank,
-    make_conv,
-)
-from dlrecipes.layers.normalization import normalization, validate_norm
-from dlrecipes.layers.regularization import check_rate
+from dlrecipes.layers._checks import (check_bool, check_positive_int,
+                                      check_rate, clone_initializer,
+                                      get_activation, get_initializer,
+                                      get_regularizer)
+from dlrecipes.layers.conv_norm_act import (check_input_shape, check_rank,
+                                            make_conv)
+from dlrecipes.layers.normalization import check_norm, normalization
 
 BOTTLENECK_FACTOR = 4
 
@@ -36,10 +34,11 @@ class DenseBlock(keras.layers.Layer):
             `4 * growth_rate` channels.
         dropout: float in [0, 1), dropout rate after each conv.
         norm: one of `NORMALIZATIONS` (`"batch"`, `"layer"`, `"group"`,
-            `"none"`).
+            `"none"`; `None` means `"none"`).
         activation: Keras activation name or callable.
         rank: 1 (`Conv1D`), 2 (`Conv2D`) or 3 (`Conv3D`).
-        kernel_initializer: initializer of the conv kernels.
+        kernel_initializer: initializer of the conv kernels (name, config,
+            instance or function).
         kernel_regularizer: optional regularizer of the conv kernels.
         norm_groups: groups of `norm="group"`; must divide every normalized
             channel count.
@@ -81,40 +80,31 @@ class DenseBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("num_layers", num_layers)
-        check_positive_int("growth_rate", growth_rate)
-        if not isinstance(bottleneck, bool):
-            raise ValueError(
-                f"`bottleneck` must be a bool. Received: bottleneck={bottleneck!r}"
-            )
-        check_rate("dropout", dropout)
-        validate_norm(norm)
-        check_rank(rank)
-        check_positive_int("norm_groups", norm_groups)
-        self.num_layers = num_layers
-        self.growth_rate = growth_rate
-        self.bottleneck = bottleneck
-        self.dropout = dropout
-        self.norm = norm
-        self.activation = check_activation(activation)
-        self.rank = rank
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.norm_groups = norm_groups
+        self.num_layers = check_positive_int("num_layers", num_layers)
+        self.growth_rate = check_positive_int("growth_rate", growth_rate)
+        self.bottleneck = check_bool("bottleneck", bottleneck)
+        self.dropout = check_rate("dropout", dropout)
+        self.norm = check_norm(norm)
+        self.activation = get_activation(activation)
+        self.rank = check_rank(rank)
+        self.kernel_initializer = get_initializer("kernel_initializer",
+                                                  kernel_initializer)
+        self.kernel_regularizer = get_regularizer("kernel_regularizer",
+                                                  kernel_regularizer)
+        self.norm_groups = check_positive_int("norm_groups", norm_groups)
 
-    def _conv(self, filters, kernel_size, name):
+    def _make_conv(self, filters, kernel_size, name):
         return make_conv(
             self.rank, filters, kernel_size,
             padding="same",
             use_bias=self.norm == "none",
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name=name,
         )
 
-    def _norm(self, name):
+    def _make_norm(self, name):
         return normalization(self.norm, groups=self.norm_groups,
                              dtype=self.dtype_policy, name=name)
 
@@ -122,55 +112,55 @@ class DenseBlock(keras.layers.Layer):
         check_input_shape(self, input_shape, self.rank)
         input_shape = tuple(input_shape)
         prefix = input_shape[:-1]
-        self.activation_layer = keras.layers.Activation(
+        self._activation = keras.layers.Activation(
             self.activation, dtype=self.dtype_policy, name="activation")
-        self.activation_layer.build(input_shape)
-        self.dropout_layer = None
+        self._activation.build(input_shape)
+        self._dropout = None
         if self.dropout > 0:
-            self.dropout_layer = keras.layers.Dropout(
+            self._dropout = keras.layers.Dropout(
                 self.dropout, dtype=self.dtype_policy, name="dropout")
         # Per inner layer i: [norm, conv, ...] on the running concatenation.
-        self.bottleneck_norms = []
-        self.bottleneck_convs = []
-        self.norms = []
-        self.convs = []
+        self._bottleneck_norms = []
+        self._bottleneck_convs = []
+        self._norms = []
+        self._convs = []
         channels = input_shape[-1]
         for i in range(self.num_layers):
             shape = prefix + (channels,)
             if self.bottleneck:
-                norm = self._norm(f"layer{i}_norm1")
+                norm = self._make_norm(f"layer{i}_norm1")
                 norm.build(shape)
-                conv = self._conv(BOTTLENECK_FACTOR * self.growth_rate, 1,
-                                  f"layer{i}_conv1")
+                conv = self._make_conv(BOTTLENECK_FACTOR * self.growth_rate,
+                                       1, f"layer{i}_conv1")
                 conv.build(shape)
-                self.bottleneck_norms.append(norm)
-                self.bottleneck_convs.append(conv)
+                self._bottleneck_norms.append(norm)
+                self._bottleneck_convs.append(conv)
                 shape = prefix + (BOTTLENECK_FACTOR * self.growth_rate,)
-            norm = self._norm(f"layer{i}_norm2")
+            norm = self._make_norm(f"layer{i}_norm2")
             norm.build(shape)
-            conv = self._conv(self.growth_rate, 3, f"layer{i}_conv2")
+            conv = self._make_conv(self.growth_rate, 3, f"layer{i}_conv2")
             conv.build(shape)
-            self.norms.append(norm)
-            self.convs.append(conv)
+            self._norms.append(norm)
+            self._convs.append(conv)
             channels += self.growth_rate
         self.built = True
 
     def _maybe_dropout(self, x, training):
-        if self.dropout_layer is None:
+        if self._dropout is None:
             return x
-        return self.dropout_layer(x, training=training)
+        return self._dropout(x, training=training)
 
     def call(self, inputs, training=None):
-        act = self.activation_layer
+        act = self._activation
         features = inputs  # (batch, *spatial, channels + i * growth_rate)
         for i in range(self.num_layers):
             x = features
             if self.bottleneck:
-                x = act(self.bottleneck_norms[i](x, training=training))
-                x = self.bottleneck_convs[i](x)
+                x = act(self._bottleneck_norms[i](x, training=training))
+                x = self._bottleneck_convs[i](x)
                 x = self._maybe_dropout(x, training)
-            x = act(self.norms[i](x, training=training))
-            x = self.convs[i](x)  # (batch, *spatial, growth_rate)
+            x = act(self._norms[i](x, training=training))
+            x = self._convs[i](x)  # (batch, *spatial, growth_rate)
             x = self._maybe_dropout(x, training)
             features = ops.concatenate([features, x], axis=-1)
         return features

@@ -5,13 +5,17 @@ import keras
 NORMALIZATIONS = ("batch", "layer", "group", "none")
 
 
-def validate_norm(norm):
-    """Raise `ValueError` unless `norm` is one of `NORMALIZATIONS`."""
-    if not isinstance(norm, str) or norm not in NORMALIZATIONS:
+def check_norm(norm, allowed=NORMALIZATIONS):
+    """`norm` as one of `allowed` (a subset of `NORMALIZATIONS`); `None` is
+    another name for `"none"`. Raises `ValueError` otherwise."""
+    if norm is None and "none" in allowed:
+        return "none"
+    if not isinstance(norm, str) or norm not in allowed:
         raise ValueError(
-            f"`norm` must be one of {', '.join(map(repr, NORMALIZATIONS))}. "
-            f"Received: norm={norm!r}"
+            f"`norm` must be one of {', '.join(map(repr, allowed))} (or "
+            f"None for 'none'). Received: norm={norm!r}"
         )
+    return norm
 
 
 def normalization(norm, axis=-1, groups=32, epsilon=None, dtype=None,
@@ -24,7 +28,7 @@ def normalization(norm, axis=-1, groups=32, epsilon=None, dtype=None,
     Args:
         norm: one of `NORMALIZATIONS`: `"batch"` (`BatchNormalization`),
             `"layer"` (`LayerNormalization`), `"group"`
-            (`GroupNormalization`) or `"none"` (`Identity`).
+            (`GroupNormalization`) or `"none"` (or `None`: `Identity`).
         axis: the channel (feature) axis; -1 for channels-last.
         groups: number of groups of `"group"` normalization; ignored
             otherwise. The factory does not know the channel count, so it
@@ -45,7 +49,7 @@ def normalization(norm, axis=-1, groups=32, epsilon=None, dtype=None,
     >>> tuple(layer(keras.ops.ones((2, 8, 8, 16))).shape)
     (2, 8, 8, 16)
     """
-    validate_norm(norm)
+    norm = check_norm(norm)
     kwargs = {"name": name}
     if dtype is not None:
         kwargs["dtype"] = dtype

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from dlrecipes.layers._checks import check_rate  # noqa: F401  (re-exported)
+from dlrecipes.layers._checks import check_rate
 
 
 @keras.saving.register_keras_serializable(package="dlrecipes")
@@ -45,8 +45,7 @@ class StochasticDepth(keras.layers.Layer):
 
     def __init__(self, rate, seed=None, **kwargs):
         super().__init__(**kwargs)
-        check_rate("rate", rate)
-        self.rate = rate
+        self.rate = check_rate("rate", rate)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.supports_masking = True

@@ -3,17 +3,15 @@
 import keras
 from keras import ops
 
-from dlrecipes.layers.conv_norm_act import (
-    as_tuple,
-    check_activation,
-    check_input_shape,
-    check_positive_int,
-    check_rank,
-    conv_output_size,
-    make_conv,
-)
-from dlrecipes.layers.normalization import normalization, validate_norm
-from dlrecipes.layers.regularization import StochasticDepth, check_rate
+from dlrecipes.layers._checks import (check_bool, check_positive_int,
+                                      check_rate, clone_initializer,
+                                      get_activation, get_initializer,
+                                      get_regularizer)
+from dlrecipes.layers.conv_norm_act import (as_tuple, check_input_shape,
+                                            check_rank, conv_output_size,
+                                            make_conv)
+from dlrecipes.layers.normalization import check_norm, normalization
+from dlrecipes.layers.regularization import StochasticDepth
 
 BOTTLENECK_EXPANSION = 4
 
@@ -57,12 +55,13 @@ class ResidualBlock(keras.layers.Layer):
         bottleneck: whether to use the 1x1-kxk-1x1 bottleneck block.
         preactivation: whether to use the pre-activation (v2) ordering.
         norm: one of `NORMALIZATIONS` (`"batch"`, `"layer"`, `"group"`,
-            `"none"`).
+            `"none"`; `None` means `"none"`).
         activation: Keras activation name or callable.
         dropout: float in [0, 1), dropout rate between the convolutions
             (before the last conv of the branch).
         drop_path: float in [0, 1), stochastic-depth rate of the branch.
-        kernel_initializer: initializer of the conv kernels.
+        kernel_initializer: initializer of the conv kernels (name, config,
+            instance or function).
         kernel_regularizer: optional regularizer of the conv kernels.
         norm_groups: groups of `norm="group"`; must divide every normalized
             channel count (input, inner width and `filters`).
@@ -112,46 +111,27 @@ class ResidualBlock(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        check_positive_int("filters", filters)
-        check_positive_int("kernel_size", kernel_size)
-        check_positive_int("strides", strides)
-        check_rank(rank)
-        if rank == 3:
-            raise ValueError(
-                f"`rank` must be 1 or 2. Received: rank={rank!r}"
-            )
-        if not isinstance(bottleneck, bool):
-            raise ValueError(
-                f"`bottleneck` must be a bool. Received: bottleneck={bottleneck!r}"
-            )
-        if not isinstance(preactivation, bool):
-            raise ValueError(
-                "`preactivation` must be a bool. "
-                f"Received: preactivation={preactivation!r}"
-            )
+        self.filters = check_positive_int("filters", filters)
+        self.kernel_size = check_positive_int("kernel_size", kernel_size)
+        self.strides = check_positive_int("strides", strides)
+        self.rank = check_rank(rank, allowed=(1, 2))
+        self.bottleneck = check_bool("bottleneck", bottleneck)
+        self.preactivation = check_bool("preactivation", preactivation)
         if bottleneck and filters < BOTTLENECK_EXPANSION:
             raise ValueError(
                 f"`filters` must be at least {BOTTLENECK_EXPANSION} when "
                 f"bottleneck=True (the inner width is filters // "
                 f"{BOTTLENECK_EXPANSION}). Received: filters={filters!r}"
             )
-        validate_norm(norm)
-        check_rate("dropout", dropout)
-        check_rate("drop_path", drop_path)
-        check_positive_int("norm_groups", norm_groups)
-        self.filters = filters
-        self.kernel_size = kernel_size
-        self.strides = strides
-        self.rank = rank
-        self.bottleneck = bottleneck
-        self.preactivation = preactivation
-        self.norm = norm
-        self.activation = check_activation(activation)
-        self.dropout = dropout
-        self.drop_path = drop_path
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.norm_groups = norm_groups
+        self.norm = check_norm(norm)
+        self.activation = get_activation(activation)
+        self.dropout = check_rate("dropout", dropout)
+        self.drop_path = check_rate("drop_path", drop_path)
+        self.kernel_initializer = get_initializer("kernel_initializer",
+                                                  kernel_initializer)
+        self.kernel_regularizer = get_regularizer("kernel_regularizer",
+                                                  kernel_regularizer)
+        self.norm_groups = check_positive_int("norm_groups", norm_groups)
         self._has_projection = None
 
     @property
@@ -159,20 +139,19 @@ class ResidualBlock(keras.layers.Layer):
         """Whether the shortcut is a 1x1 projection; `None` before build."""
         return self._has_projection
 
-    def _conv(self, filters, kernel_size, strides, use_bias, name):
+    def _make_conv(self, filters, kernel_size, strides, use_bias, name):
         return make_conv(
             self.rank, filters, kernel_size,
             strides=strides,
             padding="same",
             use_bias=use_bias,
-            kernel_initializer=keras.initializers.get(
-                keras.initializers.serialize(self.kernel_initializer)),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             kernel_regularizer=self.kernel_regularizer,
             dtype=self.dtype_policy,
             name=name,
         )
 
-    def _norm(self, name):
+    def _make_norm(self, name):
         return normalization(self.norm, groups=self.norm_groups,
                              dtype=self.dtype_policy, name=name)
 
@@ -181,7 +160,7 @@ class ResidualBlock(keras.layers.Layer):
         input_shape = tuple(input_shape)
         no_norm = self.norm == "none"
         pre = self.preactivation
-        self.activation_layer = keras.layers.Activation(
+        self._activation = keras.layers.Activation(
             self.activation, dtype=self.dtype_policy, name="activation")
 
         # The branch: (filters, kernel, strides) of each conv.
@@ -194,76 +173,76 @@ class ResidualBlock(keras.layers.Layer):
                      (self.filters, self.kernel_size, 1)]
 
         if pre:
-            self.preact_norm = self._norm("preact_norm")
-            self.preact_norm.build(input_shape)
-        self.convs = []
-        self.norms = []
+            self._preact_norm = self._make_norm("preact_norm")
+            self._preact_norm.build(input_shape)
+        self._convs = []
+        self._norms = []
         shape = input_shape
         for i, (filters, kernel, strides) in enumerate(specs):
             last = i == len(specs) - 1
             # In v2 the last conv is not followed by a norm inside the block.
             has_norm = not (pre and last)
-            conv = self._conv(filters, kernel, strides,
+            conv = self._make_conv(filters, kernel, strides,
                               use_bias=no_norm or not has_norm,
                               name=f"conv{i + 1}")
             conv.build(shape)
             shape = conv.compute_output_shape(shape)
-            self.convs.append(conv)
+            self._convs.append(conv)
             if has_norm:
-                norm = self._norm(f"norm{i + 1}")
+                norm = self._make_norm(f"norm{i + 1}")
                 norm.build(shape)
-                self.norms.append(norm)
-        self.activation_layer.build(shape)
-        self.dropout_layer = None
+                self._norms.append(norm)
+        self._activation.build(shape)
+        self._dropout = None
         if self.dropout > 0:
-            self.dropout_layer = keras.layers.Dropout(
+            self._dropout = keras.layers.Dropout(
                 self.dropout, dtype=self.dtype_policy, name="dropout")
-        self.drop_path_layer = None
+        self._drop_path = None
         if self.drop_path > 0:
-            self.drop_path_layer = StochasticDepth(
+            self._drop_path = StochasticDepth(
                 self.drop_path, dtype=self.dtype_policy, name="drop_path")
 
         self._has_projection = (self.strides != 1
                                 or input_shape[-1] != self.filters)
-        self.shortcut_conv = None
-        self.shortcut_norm = None
+        self._shortcut_conv = None
+        self._shortcut_norm = None
         if self._has_projection:
-            self.shortcut_conv = self._conv(
+            self._shortcut_conv = self._make_conv(
                 self.filters, 1, self.strides, use_bias=no_norm or pre,
                 name="shortcut_conv")
-            self.shortcut_conv.build(input_shape)
+            self._shortcut_conv.build(input_shape)
             if not pre:
-                self.shortcut_norm = self._norm("shortcut_norm")
-                self.shortcut_norm.build(
-                    self.shortcut_conv.compute_output_shape(input_shape))
+                self._shortcut_norm = self._make_norm("shortcut_norm")
+                self._shortcut_norm.build(
+                    self._shortcut_conv.compute_output_shape(input_shape))
         self.built = True
 
     def call(self, inputs, training=None):
-        act = self.activation_layer
+        act = self._activation
         x = inputs
         if self.preactivation:
-            x = act(self.preact_norm(inputs, training=training))
+            x = act(self._preact_norm(inputs, training=training))
         preact = x  # the input of the projection shortcut
-        num_convs = len(self.convs)
-        for i, conv in enumerate(self.convs):
+        num_convs = len(self._convs)
+        for i, conv in enumerate(self._convs):
             last = i == num_convs - 1
-            if last and self.dropout_layer is not None:
-                x = self.dropout_layer(x, training=training)
+            if last and self._dropout is not None:
+                x = self._dropout(x, training=training)
             x = conv(x)
-            if i < len(self.norms):
-                x = self.norms[i](x, training=training)
+            if i < len(self._norms):
+                x = self._norms[i](x, training=training)
             if not last:
                 x = act(x)
         # x: (batch, *new_spatial, filters), the residual branch.
-        if self.drop_path_layer is not None:
-            x = self.drop_path_layer(x, training=training)
+        if self._drop_path is not None:
+            x = self._drop_path(x, training=training)
 
-        if self.shortcut_conv is None:
+        if self._shortcut_conv is None:
             shortcut = inputs
         else:
-            shortcut = self.shortcut_conv(preact)
-            if self.shortcut_norm is not None:
-                shortcut = self.shortcut_norm(shortcut, training=training)
+            shortcut = self._shortcut_conv(preact)
+            if self._shortcut_norm is not None:
+                shortcut = self._shortcut_norm(shortcut, training=training)
         x = ops.add(x, shortcut)
         return x if self.preactivation else act(x)
 
