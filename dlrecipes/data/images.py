@@ -8,6 +8,7 @@
   files skipped with one warning, a stratified split with a fixed seed;
 - `tfds_image_data`: a tensorflow-datasets image dataset, batched
   `tf.data` splits (cut by `tfds_loader.load_tfds_splits`);
+  `tfds_image_arrays` the same splits read whole into uint8 arrays;
 - `repeat_small_train`, `small_data_hint`: what a tiny training set needs.
 
 `check_dataset` is the `--dataset` check both image recipes make before a
@@ -155,6 +156,40 @@ def tfds_image_data(name, *, batch_size, seed, flip, data_dir=None,
                 num_classes=labels.num_classes,
                 class_names=tuple(labels.names), scale=1 / 255, flip=flip,
                 num_train=splits.num_train or None, source=name)
+
+
+def tfds_image_arrays(name, *, data_dir=None, val_fraction=0.1,
+                      test_fraction=None, chunk=4096):
+    """A tensorflow-datasets image dataset read whole into uint8 arrays
+    (for tasks that need every image at once, such as the autoencoder's
+    PCA baseline): the splits of `tfds_loader.load_tfds_splits`.
+
+    Returns:
+        `Data` of `(images, labels)` arrays (raw pixels 0..255, scale
+        1/255; `val` None when `val_fraction` is 0).
+    """
+    from dlrecipes.data.tfds_loader import load_tfds_splits
+
+    splits = load_tfds_splits(name, data_dir=data_dir,
+                              val_fraction=val_fraction,
+                              test_fraction=test_fraction)
+    shape = tuple(splits.info.features["image"].shape)
+
+    def arrays(ds):
+        if ds is None:
+            return None
+        xs, ys = [np.zeros((0, *shape), "uint8")], [np.zeros(0, "int32")]
+        for x, y in ds.batch(chunk).as_numpy_iterator():
+            xs.append(np.asarray(x, "uint8"))
+            ys.append(np.asarray(y, "int32"))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    labels = splits.info.features["label"]
+    return Data(arrays(splits.train), arrays(splits.val),
+                arrays(splits.test), input_shape=shape,
+                num_classes=labels.num_classes,
+                class_names=tuple(labels.names), scale=1 / 255,
+                source=name)
 
 
 # ------------------------------------------------------------------ folders

@@ -14,3 +14,5 @@ from dlrecipes.layers.tcn import TCN, TemporalBlock  # noqa: F401,E402
 from dlrecipes.layers.transformer import TransformerEncoder  # noqa: F401,E402
 from dlrecipes.layers.position import (  # noqa: F401,E402
     PositionEmbedding, SinePositionEncoding, TokenAndPositionEmbedding)
+from dlrecipes.layers.upsampling import UNet, UpsamplingBlock  # noqa: F401,E402
+from dlrecipes.layers.gaussian_sampling import GaussianSampling  # noqa: F401,E402
