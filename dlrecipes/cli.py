@@ -1,4 +1,4 @@
-"""The `dlrecipes` command: list / run / tune / report / bench.
+"""The `dlrecipes` command: list / run / tune / report / explain / bench.
 
 Bad input prints one line, `error: ...`, on stderr and exits 2; a failure
 after a valid start exits 1. `--debug` shows the Python traceback.
@@ -30,12 +30,16 @@ commands:
   report DIR                    print a run's or a search's summary again;
                                 under runs/: the unfinished runs, with how
                                 to resume or remove them
+  explain RUN_DIR [--method M,...] [--layer NAME] [--n N] [--class K]
+                                what a finished run's model learned:
+                                filters, features, saliency, occlusion,
+                                gradcam, maximize, tsne (RUN_DIR/explain/)
   bench [--quick|--gpu] [...]   the benchmark suite (as `python -m bench`)
 
 Every command takes --backend tensorflow|jax|torch (the Keras backend for
 that command; default: KERAS_BACKEND, else tensorflow).
 """
-COMMANDS = ("list", "run", "tune", "report", "bench")
+COMMANDS = ("list", "run", "tune", "report", "explain", "bench")
 
 
 # Keras' backends: the modules each one imports, and how to install them.
@@ -129,6 +133,62 @@ def _cmd_report(argv):
             os.path.join(path, "search.json")):
         return report_search(path)
     return _report_runs_under(path)
+
+
+def _cmd_explain(argv):
+    import json
+
+    from dlrecipes.explain.run import METHODS, Options, check_run_dir
+
+    parser = _Parser(prog="dlrecipes explain")
+    parser.add_argument("directory", help="a finished run directory")
+    parser.add_argument("--method", default="",
+                        help="comma-separated, from: " + ", ".join(METHODS)
+                        + " (default: every method that applies)")
+    parser.add_argument("--layer", default="",
+                        help="features, gradcam: the layer (default: the "
+                        "first / last with feature maps)")
+    parser.add_argument("--n", type=int, default=0,
+                        help="examples, filters or maps shown")
+    parser.add_argument("--class", dest="target", type=int, default=-1,
+                        help="explain this class (default: each example's "
+                        "true class; maximize: every class)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    methods = tuple(m.strip() for m in args.method.split(",") if m.strip())
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or (args.method and not methods):
+        raise UsageError(f"unknown method {(unknown or [args.method])[0]!r}; "
+                         f"valid choices: {', '.join(METHODS)}")
+    if args.method == "":
+        methods = ()
+    if args.n < 0 or (args.n == 0 and "--n" in argv):
+        raise UsageError(f"--n must be >= 1. Received: n={args.n}")
+    if args.target < -1 or (args.target == -1 and "--class" in argv):
+        raise UsageError(f"--class must be >= 0. Received: "
+                         f"class={args.target}")
+    path = args.directory
+    check_run_dir(path)
+    try:
+        with open(os.path.join(path, "config.json")) as f:
+            name = json.load(f).get("recipe")
+    except (OSError, ValueError, AttributeError) as e:
+        raise UsageError(f"{path}/config.json is unreadable ({e})") from None
+    _import_recipes()
+    from dlrecipes.recipe import get_recipe, list_recipes
+
+    if name not in list_recipes():
+        raise UsageError(f"{path} was made by recipe {name!r}, which is not "
+                         f"registered; valid recipes: "
+                         f"{', '.join(list_recipes())}")
+    _import_keras()
+    from dlrecipes.explain.run import explain_run
+
+    explain_run(path, get_recipe(name), Options(
+        methods, layer=args.layer, n=args.n, target=args.target,
+        seed=args.seed))
+    return 0
 
 
 def _check_directory(path):
@@ -319,6 +379,8 @@ def main(argv=None):
             return _cmd_tune(rest)
         if command == "report":
             return _cmd_report(rest)
+        if command == "explain":
+            return _cmd_explain(rest)
         if command == "bench":
             return _cmd_bench(rest)
         raise UsageError(f"unknown command {command!r}; valid choices: "

@@ -135,3 +135,17 @@ def _fresh_keras_state():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+@pytest.fixture(scope="session")
+def main_job_run(tmp_path_factory):
+    """The README's main job as a user runs it, `dlrecipes run
+    image-classification` (default ResNet on the digits, seed 0): its run
+    directory. Trained once per session, for the tests that need a finished
+    default run (its accuracy, `dlrecipes explain` on it)."""
+    from dlrecipes.cli import main
+
+    out = tmp_path_factory.mktemp("main-job")
+    assert main(["run", "image-classification", "--seed", "0",
+                 "--output-dir", str(out), "--verbose", "0"]) == 0
+    return run_dir_of(out, "image-classification")

@@ -22,6 +22,7 @@ import tempfile
 
 import keras
 import numpy as np
+import pytest
 
 import dlrecipes  # noqa: F401  (registers the classes used by load_model)
 
@@ -30,6 +31,18 @@ import dlrecipes  # noqa: F401  (registers the classes used by load_model)
 # each op again (seconds an example), while the shape arithmetic under test
 # is the same backend-free code: two examples there.
 SHAPE_EXAMPLES = 10 if keras.backend.backend() == "tensorflow" else 2
+
+
+# Marks a test of more configurations of one layer through the shared
+# checks (bottleneck, pre-activation, 1-D ...): those run under TensorFlow
+# only. Every layer's own row in tests/test_layers_common.py runs the
+# checks under every backend; a variant changes which sublayers a layer
+# builds, not how a backend executes them, and under JAX each variant
+# compiles for seconds.
+variants = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="layer configuration variants run under TensorFlow; "
+    "tests/test_layers_common.py runs each layer under every backend")
 
 
 def random_input(shape, dtype="float32", seed=0, maxval=10):

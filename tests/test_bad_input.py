@@ -1,5 +1,5 @@
-"""The bad-input sweep: every command (list, run, tune, report, bench) and
-recipe, one table. Each bad invocation exits 2 (1 for a failure after a
+"""The bad-input sweep: every command (list, run, tune, report, explain,
+bench) and recipe, one table. Each bad invocation exits 2 (1 for a failure after a
 valid start), prints exactly one line on stderr that starts with `error:`
 and names the problem, no traceback, and leaves no output a later run would
 trust. `--debug` shows the traceback instead."""
@@ -53,7 +53,7 @@ FILES = {
 # (id, argv, exit code, text the error line must contain, patch)
 CASES = [
     # dlrecipes itself and list
-    ("no-command", [], 2, "valid choices: list, run, tune, report, bench"),
+    ("no-command", [], 2, "valid choices: list, run, tune, report, explain, bench"),
     ("unknown-command", ["frobnicate"], 2, "unknown command 'frobnicate'"),
     ("list-extra", ["list", "image"], 2, "list takes no arguments"),
     # run: names
@@ -193,6 +193,20 @@ CASES = [
     ("report-corrupt-metrics", ["report", "{corrupt}"], 2, "unreadable"),
     ("report-empty-dir", ["report", "{empty}"], 2,
      "neither a run nor a search directory"),
+    # explain
+    ("explain-no-dir", ["explain"], 2, "directory"),
+    ("explain-missing", ["explain", "/no/such/run"], 2, "no such directory"),
+    ("explain-a-file", ["explain", "{text.txt}"], 2,
+     "text.txt is a file, not a run directory"),
+    ("explain-unfinished", ["explain", "{unfinished}"], 2,
+     "is not a finished run directory (no metrics.json or model.keras)"),
+    ("explain-method", ["explain", "{unfinished}", "--method", "dream"], 2,
+     "unknown method 'dream'; valid choices: filters, features, saliency, "
+     "occlusion, gradcam, maximize, tsne"),
+    ("explain-n", ["explain", "{unfinished}", "--n", "0"], 2,
+     "--n must be >= 1"),
+    ("explain-class", ["explain", "{unfinished}", "--class", "-3"], 2,
+     "--class must be >= 0"),
     # bench
     ("bench-unknown", ["bench", "--only", "speed"], 2,
      "valid choices: layers, throughput, pipeline, accuracy"),
@@ -327,7 +341,7 @@ def _snapshot(root):
 def test_the_sweep_is_wide_enough():
     commands = {argv[0] for _, argv, *_ in CASES if argv}
     assert commands == {"frobnicate", "list", "run", "tune", "report",
-                        "bench"}
+                        "explain", "bench"}
     recipes_hit = {argv[1] for _, argv, *_ in CASES
                    if argv[:1] == ["run"] and len(argv) > 1}
     assert set(RECIPES) <= recipes_hit

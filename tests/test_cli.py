@@ -197,6 +197,8 @@ _QUICK_COMMANDS = [
     (["run"], 2),
     (["tune", "--help"], 0),
     (["report"], 2),
+    (["explain", "/no/such/run"], 2),
+    (["explain", ".", "--method", "nope"], 2),
     (["bench", "--only", "nope"], 2),
     (["run", "image-classification", "--backend", "nope"], 2),
     (["list", "--backend", "jax"], 0),  # last: it sets KERAS_BACKEND

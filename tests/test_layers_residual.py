@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from layer_testing import SHAPE_EXAMPLES, run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test, variants
 
 from dlrecipes.layers import (
     NORMALIZATIONS,
@@ -92,6 +92,7 @@ RESIDUAL_CASES = [
 ]
 
 
+@variants
 @pytest.mark.parametrize("kwargs, input_shape, expected", RESIDUAL_CASES)
 def test_residual_block_layer_test(kwargs, input_shape, expected):
     run_layer_test(ResidualBlock, kwargs, input_shape,
@@ -294,6 +295,7 @@ DENSE_CASES = [
 ]
 
 
+@variants
 @pytest.mark.parametrize("kwargs, input_shape, expected", DENSE_CASES)
 def test_dense_block_layer_test(kwargs, input_shape, expected):
     run_layer_test(DenseBlock, kwargs, input_shape,
@@ -382,6 +384,7 @@ CONV_CASES = [
 ]
 
 
+@variants
 @pytest.mark.parametrize("kwargs, input_shape, expected", CONV_CASES)
 def test_conv_norm_act_layer_test(kwargs, input_shape, expected):
     run_layer_test(ConvNormAct, kwargs, input_shape,

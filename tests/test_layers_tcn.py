@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlrecipes.layers import TCN, TemporalBlock
-from layer_testing import SHAPE_EXAMPLES, run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test, variants
 
 pytestmark = pytest.mark.backends
 
@@ -23,6 +23,7 @@ def _np(x):
 
 # --- shared layer checks -----------------------------------------------------
 
+@variants
 @pytest.mark.parametrize("init_kwargs, input_shape", [
     # 4 -> 8 channels: the residual goes through the 1x1 shortcut conv.
     (dict(filters=8, kernel_size=3, dilation_rate=2), (2, 16, 4)),
@@ -37,6 +38,7 @@ def test_temporal_block_layer(init_kwargs, input_shape):
                    expected_output_shape=input_shape[:2] + (8,))
 
 
+@variants
 @pytest.mark.parametrize("init_kwargs, expected_shape", [
     (dict(filters=8, kernel_size=2, dilations=(1, 2, 4)), (2, 8)),
     (dict(filters=8, kernel_size=2, dilations=[1, 2], num_stacks=2,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from dlrecipes.layers import (PositionEmbedding, SinePositionEncoding,
                               TokenAndPositionEmbedding, TransformerEncoder)
-from layer_testing import SHAPE_EXAMPLES, run_layer_test
+from layer_testing import SHAPE_EXAMPLES, run_layer_test, variants
 
 pytestmark = pytest.mark.backends
 
@@ -31,6 +31,7 @@ def _random(shape, seed=0):
 # (One case per layer runs in tests/test_layers_common.py; these are the
 # other configurations.)
 
+@variants
 def test_transformer_encoder_layer():
     run_layer_test(TransformerEncoder,
                    dict(num_heads=4, intermediate_dim=8, dropout=0.0,

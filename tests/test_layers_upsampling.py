@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from layer_testing import run_layer_test
+from layer_testing import run_layer_test, variants
 
 import dlrecipes
 from dlrecipes.layers.upsampling import UPSAMPLINGS, UNet, UpsamplingBlock
@@ -38,6 +38,7 @@ BLOCK_CASES = [
 ]
 
 
+@variants
 @pytest.mark.parametrize("kwargs, input_shape, expected", BLOCK_CASES)
 def test_upsampling_block_layer_test(kwargs, input_shape, expected):
     run_layer_test(UpsamplingBlock, kwargs, input_shape,
@@ -50,6 +51,7 @@ UNET_CASES = [
 ]
 
 
+@variants
 @pytest.mark.parametrize("kwargs, input_shape, expected", UNET_CASES)
 def test_unet_layer_test(kwargs, input_shape, expected):
     run_layer_test(UNet, kwargs, input_shape, expected_output_shape=expected)

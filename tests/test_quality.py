@@ -9,6 +9,7 @@ import pytest
 from results_table import figure, printed, results_table
 
 import recipes  # noqa: F401
+from conftest import metrics as run_metrics
 from dlrecipes.cli import main
 from recipes import image_classification
 
@@ -41,10 +42,10 @@ def test_results_tables_hold_the_checked_figures():
         assert 0 < float(cell) <= 1 and len(cell.partition(".")[2]) == 3
 
 
-def test_main_job_reaches_its_accuracy(tmp_path):
+def test_main_job_reaches_its_accuracy(main_job_run):
     """The README's main job, as a user runs it (seed 0): at least 0.99
     test accuracy (SVC: 0.989, a plain small CNN: 0.986)."""
-    accuracy = _default_run(tmp_path, 0)["test_accuracy"]
+    accuracy = run_metrics(main_job_run)["test_accuracy"]
     print("digits test accuracy, seed 0:", accuracy)
     assert accuracy >= 0.99, accuracy
 
