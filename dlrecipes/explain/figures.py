@@ -126,22 +126,26 @@ def features(subject, options, out_dir):
 # ------------------------------------------------------------- attributions
 
 
-def _attribution_figure(subject, maps, classes, title, name, out_dir):
+def _attribution_figure(subject, rows, classes, title, name, out_dir):
+    """The inputs above one row of maps per `(label, maps)` in `rows`."""
     plt = plots.pyplot()
-    shown = len(maps)
-    fig, axes = plt.subplots(2, shown, figsize=(1.5 * shown, 3.4),
+    shown = len(rows[0][1])
+    aspect = "auto" if subject.kind != "image" else None
+    fig, axes = plt.subplots(1 + len(rows), shown,
+                             figsize=(1.5 * shown, 1.7 * (1 + len(rows))),
                              squeeze=False)
     for i in range(shown):
-        top, bottom = axes[0, i], axes[1, i]
-        top.imshow(_display(subject, subject.x[i]), cmap="gray",
-                   aspect="auto" if subject.kind != "image" else None)
+        axes[0, i].imshow(_display(subject, subject.x[i]), cmap="gray",
+                          aspect=aspect)
         label = subject.class_names[int(classes[i])]
-        top.set_title(f"class {label}", fontsize=8)
-        bottom.imshow(maps[i].T if subject.kind != "image" else maps[i],
-                      cmap="inferno",
-                      aspect="auto" if subject.kind != "image" else None)
-        top.axis("off")
-        bottom.axis("off")
+        axes[0, i].set_title(f"class {label}", fontsize=8)
+        for r, (row_label, maps) in enumerate(rows, start=1):
+            axes[r, i].imshow(maps[i].T if subject.kind != "image"
+                              else maps[i], cmap="inferno", aspect=aspect)
+            if i == 0 and row_label:
+                axes[r, i].set_title(row_label, fontsize=8, loc="left")
+    for ax in axes.flat:
+        ax.axis("off")
     fig.suptitle(title, fontsize=9)
     return _save(fig, out_dir, name)
 
@@ -167,7 +171,7 @@ def saliency(subject, options, out_dir):
     plain = m.saliency(subject.model, x, classes, subject.from_logits)
     shown = _shown(subject, options)
     image = _attribution_figure(
-        subject, maps[:shown], classes,
+        subject, [("", maps[:shown])], classes,
         "saliency: |d log p(class) / d input|, SmoothGrad "
         f"({SMOOTHGRAD_SAMPLES} noisy copies)", "saliency.png", out_dir)
     sanity_x = x[:min(len(x), 100)]
@@ -198,7 +202,7 @@ def occlusion(subject, options, out_dir):
                        from_logits=subject.from_logits)
     shown = _shown(subject, options)
     image = _attribution_figure(
-        subject, maps[:shown], classes,
+        subject, [("", maps[:shown])], classes,
         f"occlusion: drop of p(class) when a {patch}-wide patch is set to 0",
         "occlusion.png", out_dir)
     return {"image": image, "examples": len(x), "patch": patch,
@@ -207,18 +211,30 @@ def occlusion(subject, options, out_dir):
 
 
 def gradcam(subject, options, out_dir):
+    """Grad-CAM of a layer (coarse: the layer's resolution, up-sampled) and
+    guided Grad-CAM (Selvaraju et al. 2017: the coarse map times a
+    pixel-level gradient map; here the SmoothGrad saliency stands in for
+    guided back-propagation, which needs each backend's ReLU gradient
+    rewritten)."""
     from dlrecipes.explain.run import _gradcam_layers
 
     layer = _layer(subject, options, _gradcam_layers(subject.model), True)
     x = _check_set(subject)
     classes = _targets(subject, options, len(x))
-    maps = m.gradcam(subject.model, layer, x, classes, subject.from_logits)
+    coarse = m.gradcam(subject.model, layer, x, classes, subject.from_logits)
+    pixels = m.saliency(subject.model, x, classes, subject.from_logits,
+                        samples=SMOOTHGRAD_SAMPLES, seed=options.seed)
+    guided = coarse * pixels
     shown = _shown(subject, options)
     image = _attribution_figure(
-        subject, maps[:shown], classes, f"Grad-CAM of {layer.name}",
-        "gradcam.png", out_dir)
+        subject, [("Grad-CAM", coarse[:shown]),
+                  ("guided", guided[:shown])], classes,
+        f"Grad-CAM of {layer.name} {tuple(layer.output.shape[1:3])}, and "
+        "guided Grad-CAM (x SmoothGrad saliency)", "gradcam.png", out_dir)
     return {"image": image, "examples": len(x), "layer": layer.name,
-            "deletion": _deletion(subject, maps, classes, x, options.seed)}
+            "deletion": _deletion(subject, guided, classes, x, options.seed),
+            "coarse_deletion": _deletion(subject, coarse, classes, x,
+                                         options.seed)}
 
 
 # ----------------------------------------------------------------- maximize
