@@ -271,6 +271,26 @@ def test_model_without_conv_layer(tmp_path, capsys):
             "saliency, occlusion, maximize, tsne" in err, err
 
 
+def test_sequence_classifier(tmp_path, capsys):
+    """A sequence model (digit rows as 8 steps): saliency, occlusion and
+    t-SNE apply, one map per time step and channel; image methods are
+    refused."""
+    out = tmp_path / "seq"
+    assert main(["run", "sequence-classification", "--model", "gru",
+                 "--epochs", "1", "--output-dir", str(out),
+                 "--verbose", "0"]) == 0
+    run_dir = run_dir_of(out, "sequence-classification")
+    record = _explained(run_dir)
+    assert record["kind"] == "sequence"
+    assert set(record["methods"]) == {"saliency", "occlusion", "tsne"}
+    for method in record["methods"].values():
+        assert (run_dir / "explain" / method["image"]).is_file()
+    capsys.readouterr()
+    assert main(["explain", str(run_dir), "--method", "maximize"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds a sequence model" in err, err
+
+
 # ------------------------------------------------------------------ slow
 
 

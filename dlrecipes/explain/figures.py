@@ -18,6 +18,15 @@ def _display(subject, x):
     return x[..., 0] if x.shape[-1] == 1 else x[..., :3]
 
 
+def _picture(subject, a):
+    """A map as an image: as is for images; a sequence's `(time,)` or
+    `(time, channels)` map as rows over time."""
+    a = np.asarray(a)
+    if subject.kind == "image":
+        return a
+    return a[None, :] if a.ndim == 1 else a.T
+
+
 def _targets(subject, options, count):
     if options.target >= 0:
         return np.full(count, options.target, "int64")
@@ -140,8 +149,8 @@ def _attribution_figure(subject, rows, classes, title, name, out_dir):
         label = subject.class_names[int(classes[i])]
         axes[0, i].set_title(f"class {label}", fontsize=8)
         for r, (row_label, maps) in enumerate(rows, start=1):
-            axes[r, i].imshow(maps[i].T if subject.kind != "image"
-                              else maps[i], cmap="inferno", aspect=aspect)
+            axes[r, i].imshow(_picture(subject, maps[i]), cmap="inferno",
+                              aspect=aspect)
             if i == 0 and row_label:
                 axes[r, i].set_title(row_label, fontsize=8, loc="left")
     for ax in axes.flat:
