@@ -34,10 +34,11 @@ SHAPE_EXAMPLES = 10 if keras.backend.backend() == "tensorflow" else 2
 
 
 # Marks a test of more configurations of one layer through the shared
-# checks (bottleneck, pre-activation, 1-D ...): those run under TensorFlow
-# only. Every layer's own row in tests/test_layers_common.py runs the
-# checks under every backend; a variant changes which sublayers a layer
-# builds, not how a backend executes them, and under JAX each variant
+# checks (bottleneck, pre-activation, 1-D ...) or of its shape arithmetic:
+# those run under TensorFlow only. Every layer's own row in
+# tests/test_layers_common.py runs the checks under every backend; a
+# variant changes which sublayers a layer builds and what shapes they
+# compute, not how a backend executes them, and under JAX each new shape
 # compiles for seconds.
 variants = pytest.mark.skipif(
     keras.backend.backend() != "tensorflow",

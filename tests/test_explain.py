@@ -214,9 +214,9 @@ def test_explain_the_main_job(main_job_run, capsys):
     printed = capsys.readouterr().out
     assert "deletion ratio" in printed and "5-NN" in printed
     # One method again, for one class: the others' entries stay.
-    record = _explained(main_job_run, "--method", "saliency", "--class",
-                        "3", "--n", "4")
-    assert record["methods"]["saliency"]["class"] == 3
+    record = _explained(main_job_run, "--method", "maximize", "--class",
+                        "3")
+    assert list(record["methods"]["maximize"]["probabilities"]) == ["3"]
     assert set(record["methods"]) == set(METHODS)
 
 

@@ -258,6 +258,7 @@ def test_residual_block_rejects_wrong_input_rank():
         ResidualBlock(4, rank=1)(_randn((2, 4, 4, 4)))
 
 
+@variants
 @SHAPE_SETTINGS
 @given(
     batch=st.integers(1, 3),
@@ -349,6 +350,7 @@ def test_dense_block_rejects_bad_arguments(kwargs, message):
         DenseBlock(**kwargs)
 
 
+@variants
 @SHAPE_SETTINGS
 @given(
     batch=st.integers(1, 3),
@@ -439,6 +441,7 @@ def test_conv_norm_act_rejects_bad_arguments(kwargs, message):
         ConvNormAct(**kwargs)
 
 
+@variants
 @SHAPE_SETTINGS
 @given(
     batch=st.integers(1, 3),

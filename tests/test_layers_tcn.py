@@ -289,6 +289,7 @@ def test_wrong_input_rank():
 
 # --- property-based shapes ---------------------------------------------------
 
+@variants
 @settings(max_examples=SHAPE_EXAMPLES, deadline=None)
 @given(batch=st.integers(1, 3), length=st.integers(1, 24),
        channels=st.integers(1, 5), filters=st.integers(1, 6),

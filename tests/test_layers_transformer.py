@@ -604,6 +604,7 @@ def test_hidden_not_divisible_by_heads():
 
 # --- property-based shapes ---------------------------------------------------
 
+@variants
 @settings(max_examples=SHAPE_EXAMPLES, deadline=None)
 # Few distinct sizes: JAX compiles each eager op once per shape.
 @given(batch=st.integers(1, 2), length=st.sampled_from([1, 8]),

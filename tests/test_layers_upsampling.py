@@ -157,6 +157,7 @@ def test_block_rejects_a_skip_of_another_size():
 
 # --- UNet: behaviour ---------------------------------------------------------
 
+@variants
 def test_unet_skips_add_the_encoder_channels():
     """Each decoder stage's first 3x3 conv also reads the encoder's
     features of its resolution (as many channels as its own width): with
@@ -170,6 +171,7 @@ def test_unet_skips_add_the_encoder_channels():
     assert counts[True] - counts[False] == 3 * 3 * 4 * 4 + 3 * 3 * 2 * 2
 
 
+@variants
 def test_unet_is_fully_convolutional():
     """Unknown spatial sizes build; an input of any multiple of 2**depth
     comes out at full resolution."""

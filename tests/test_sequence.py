@@ -96,7 +96,6 @@ def test_models_smoke(model, tmp_path):
     assert tuple(reloaded.input_shape[1:]) == (8, 8)
 
 
-@pytest.mark.backends
 def test_pixels_tcn_sees_63_of_64_steps(tmp_path, recwarn):
     code, out = cli(tmp_path, "--model", "tcn", "--sequence", "pixels")
     assert code == 0

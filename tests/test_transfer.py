@@ -151,10 +151,11 @@ def test_build_model_strategies(pretrained):
     assert built["scratch"].trainable is True
 
 
-@pytest.mark.backends
 def test_fine_tune_phases(pretrained, tmp_path):
     """Head first, then the top block at a 10x lower learning rate; lower
-    layers and every batch-norm statistic stay as pretrained."""
+    layers and every batch-norm statistic stay as pretrained. (TensorFlow:
+    freezing and unfreezing between phases under JAX is
+    tests/test_example_phases.py.)"""
     out = tmp_path / "runs"
     assert main(["run", "transfer-learning", "--backbone", str(pretrained),
                  "--classes", "5-9", "--strategy", "fine-tune",

@@ -172,11 +172,21 @@ def _deletion(subject, maps, classes, x, seed):
 SMOOTHGRAD_SAMPLES = 16
 
 
+def _smoothgrad(subject, options, x, classes):
+    """SmoothGrad saliency of the check set, computed once per call of
+    `explain` (saliency and guided Grad-CAM both use it)."""
+    key = ("smoothgrad", len(x), tuple(classes.tolist()), options.seed)
+    if key not in subject.cache:
+        subject.cache[key] = m.saliency(
+            subject.model, x, classes, subject.from_logits,
+            samples=SMOOTHGRAD_SAMPLES, seed=options.seed)
+    return subject.cache[key]
+
+
 def saliency(subject, options, out_dir):
     x = _check_set(subject)
     classes = _targets(subject, options, len(x))
-    maps = m.saliency(subject.model, x, classes, subject.from_logits,
-                      samples=SMOOTHGRAD_SAMPLES, seed=options.seed)
+    maps = _smoothgrad(subject, options, x, classes)
     plain = m.saliency(subject.model, x, classes, subject.from_logits)
     shown = _shown(subject, options)
     image = _attribution_figure(
@@ -231,8 +241,7 @@ def gradcam(subject, options, out_dir):
     x = _check_set(subject)
     classes = _targets(subject, options, len(x))
     coarse = m.gradcam(subject.model, layer, x, classes, subject.from_logits)
-    pixels = m.saliency(subject.model, x, classes, subject.from_logits,
-                        samples=SMOOTHGRAD_SAMPLES, seed=options.seed)
+    pixels = _smoothgrad(subject, options, x, classes)
     guided = coarse * pixels
     shown = _shown(subject, options)
     image = _attribution_figure(

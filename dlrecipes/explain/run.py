@@ -56,6 +56,8 @@ class Subject:
     class_names: tuple
     scale: float
     from_logits: bool = False
+    # Maps computed once and used by more than one method.
+    cache: dict = dataclasses.field(default_factory=dict)
 
     def applies(self, method):
         """None when `method` applies, else why not."""
