@@ -15,6 +15,7 @@ A recipe is a subclass of `Recipe`, registered once:
         def build_model(self, config, data): ...     # -> uncompiled model
         def compile(self, model, config, data, optimizer, **options): ...
         def phases(self, config): ...                # -> [Phase, ...]
+        def callbacks(self, config, data, run_dir): ...  # -> [Callback]
         def report(self, model, data, run_dir, config): ...  # -> {metric}
         def restore(self, path, config, data): ...   # saved model -> model
 
@@ -124,6 +125,13 @@ class Recipe:
     def phases(self, config):
         """The training phases; by default one of `config.epochs`."""
         return [Phase("train", config.epochs)]
+
+    def callbacks(self, config, data, run_dir=None):
+        """Callbacks of the recipe's own, first in every `fit` of a run or
+        a tuning trial (`run_dir` None): one that adds a metric to the
+        epoch's logs (a GAN's Fréchet distance) is seen by the history,
+        the checkpoints, early stopping and the tuner."""
+        return []
 
     def report(self, model, data, run_dir, config):
         """Write recipe-specific artifacts into `run_dir`; return extra

@@ -47,6 +47,7 @@ def register_dlrecipes_objects():
     does not), so that their `dlrecipes>Name` entries are known to the
     checks and to Keras. Our own modules, imported whatever the file."""
     from dlrecipes import layers, schedules  # noqa: F401
+    from dlrecipes.models import gan  # noqa: F401
 
 
 def declared_input_shapes(config):

@@ -177,7 +177,7 @@ def plan(epochs, done=0, saved_phase=0, stopped=False, diverged=False):
 
 
 def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
-          initial_epoch=0, warm_start=None, verbose=None):
+          initial_epoch=0, warm_start=None, verbose=None, run_dir=None):
     """Build the recipe's model and train it through its phases.
 
     Args:
@@ -191,6 +191,8 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
         initial_epoch: the epoch to start from without a backup (Hyperband).
         warm_start: a weights file loaded before training (Hyperband).
         verbose: Keras' progress setting (default `config.verbose`).
+        run_dir: the run directory, for the recipe's own callbacks (None
+            in a tuning trial).
 
     Returns:
         `Trained(model, rows, steps_per_epoch)`.
@@ -203,8 +205,8 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
         model.optimizer.build(model.trainable_variables)
         model.load_weights(warm_start)
     recorder = EpochLogs()
-    cbs = [*training_callbacks(config, monitor, mode), recorder,
-           *callbacks]
+    cbs = [*recipe.callbacks(config, data, run_dir),
+           *training_callbacks(config, monitor, mode), recorder, *callbacks]
     if backup is not None:
         backup.callbacks_to_restore = [c for c in cbs if c is not backup]
     base = dict(validation_data=data.val, callbacks=cbs,

@@ -125,7 +125,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
                                                  mode)
         trained = engine.train(
             recipe, config, data, callbacks=callbacks, backup=backup,
-            dist=dist, verbose=config.verbose if cluster.is_chief else 0)
+            dist=dist, verbose=config.verbose if cluster.is_chief else 0,
+            run_dir=run_dir if cluster.is_chief else None)
         model = trained.model
         # The whole history, resumed epochs too.
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows

@@ -71,8 +71,8 @@ def max_stages(height, width):
     return stages
 
 
-def check_dataset(dataset):
-    """UsageError unless `dataset` is an image dataset the autoencoder
+def check_dataset(dataset, who="the autoencoder"):
+    """UsageError unless `dataset` is an image dataset `who` (a recipe)
     takes; a text or series dataset is named as such."""
     from dlrecipes.data import series, text
 
@@ -81,7 +81,7 @@ def check_dataset(dataset):
             or dataset.startswith("csv:") else None)
     if kind is not None:
         raise UsageError(
-            f"--dataset {dataset!r} is a {kind} dataset; the autoencoder "
+            f"--dataset {dataset!r} is a {kind} dataset; {who} "
             f"takes images: {', '.join(DATASETS)}. Received: "
             f"dataset={dataset!r}")
     images.check_dataset(dataset, ("digits", *TFDS_DATASETS))
