@@ -235,6 +235,30 @@ def test_generator_reaches_the_image_size(shape, stages, ok):
         assert tuple(discriminator(images).shape) == (2, 1)
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tensorflow-datasets")
+def test_mnist_through_tfds_mock_data():
+    """28x28 images (mnist through tensorflow-datasets, mocked, offline):
+    two stages reach them from 7x7; a conditional GAN trains a step and
+    generates images of the data's shape."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=48):
+        data = gans.load_gan_data("mnist")
+    assert data.input_shape == (28, 28, 1) and data.num_classes == 10
+    assert len(data.fd_val) and data.space.k == gans.FEATURES
+    recipe, config = _config("unused", dataset="mnist", conditional=True,
+                             width=4, batch_size=16)
+    model = recipe.build_model(config, data)
+    from dlrecipes.training.optimizers import make_optimizer
+
+    recipe.compile(model, config, data, make_optimizer(config, 3))
+    x, y = data.train
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["g_loss"][0])
+    images = gans.generate(model, 5, seed=0)
+    assert images.shape == (5, 28, 28, 1)
+
+
 # ------------------------------------------------------------------ runs
 
 
