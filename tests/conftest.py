@@ -14,6 +14,7 @@ are imported by the test modules: `from conftest import RECIPES, ...`.
 """
 
 import csv
+import gc
 import json
 import os
 
@@ -30,6 +31,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Before any test module is imported: no test-only recipe can be in it.
 RECIPES = tuple(list_recipes())
+
+# Every training starts with `keras.backend.clear_session()` (engine.start,
+# a search's preflight), whose gc.collect() walks every tracked object:
+# ~0.3 s each over the import-time objects of TensorFlow/JAX and Keras
+# alone, more as the suite goes on. Those live as long as the session:
+# frozen (gc.freeze), collections walk only what the tests create.
+gc.collect()
+gc.freeze()
 
 
 # ------------------------------------------------------------ smoke configs

@@ -5,11 +5,14 @@ logical CPUs, `MirroredStrategy`), and two JAX processes on loopback
 (`keras.distribution.initialize`, gloo collectives). The JAX runs hide
 TensorFlow (a GPU machine has none), and every registered recipe's smoke
 config runs under JAX without TensorFlow, with `--mixed-precision` (forced
-to mixed_bfloat16 on this CPU, as a GPU machine would train).
+to mixed_bfloat16 on this CPU, as a GPU machine would train): the recipes
+of `FAST_SMOKE` in the README's test command, the others
+(image-classification, any recipe registered since) under `-m slow`.
 
 Each configuration runs in a subprocess (device counts and a JAX job are
-fixed per process). The subprocesses that the selected tests need start
-together when the first of them is needed, two at a time (`jobs`).
+fixed per process); the smoke runs share a few, one recipe after another.
+The subprocesses that the selected tests need start together when the
+first of them is needed, two at a time (`jobs`).
 """
 
 import concurrent.futures
@@ -84,21 +87,34 @@ for values in json.loads(sys.argv[1]):
 print("RESULT " + json.dumps(out, default=str))
 '''
 
-# The CLI with the argv in argv[1] (a JSON list); prints [exit code,
-# stderr lines that start with "error", the run's metrics.json or null].
+# The CLI with each argv of argv[1] (a JSON list of argvs), one after
+# another from a fresh Keras session; prints one line per run: [recipe, exit
+# code, stderr lines that start with "error" (and the traceback of an
+# exception), the run's metrics.json or null].
 SMOKE = '''
-import contextlib, glob, io, json, os, sys
+import contextlib, glob, io, json, os, sys, traceback
 import recipes
+import keras
 from dlrecipes.cli import main
-args = json.loads(sys.argv[1])
-err = io.StringIO()
-with contextlib.redirect_stderr(err):
-    code = main(args)
-found = glob.glob(os.path.join(args[args.index("--output-dir") + 1],
-                               args[1], "*", "metrics.json"))
-metrics = json.load(open(found[0])) if len(found) == 1 else None
-print("RESULT " + json.dumps([code, [l for l in err.getvalue().splitlines()
-                                     if l.startswith("error")], metrics]))
+for args in json.loads(sys.argv[1]):
+    keras.backend.clear_session(free_memory=False)
+    keras.config.set_dtype_policy("float32")
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except (Exception, SystemExit):
+            code = None
+            traceback.print_exc()
+    lines = err.getvalue().splitlines()
+    errors = [l for l in lines if l.startswith("error")]
+    if code is None:
+        errors.append("exception:\\n" + "\\n".join(lines[-30:]))
+    found = glob.glob(os.path.join(args[args.index("--output-dir") + 1],
+                                   args[1], "*", "metrics.json"))
+    metrics = json.load(open(found[0])) if len(found) == 1 else None
+    print("RESULT " + json.dumps([args[1], code, errors, metrics]),
+          flush=True)
 '''
 
 # Small enough to be quick, deterministic apart from the data order (no
@@ -118,15 +134,21 @@ def _env(tmp, **extra):
     return env
 
 
-def _result(proc):
+def _results(proc):
+    """The RESULT lines of `proc` (parsed) and its stderr."""
     try:
         stdout, stderr = proc.communicate(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
         proc.kill()
         stdout, stderr = proc.communicate()
-    lines = [l for l in stdout.splitlines() if l.startswith("RESULT ")]
-    assert lines, f"no result; stderr tail:\n{stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return [json.loads(l[len("RESULT "):]) for l in stdout.splitlines()
+            if l.startswith("RESULT ")], stderr
+
+
+def _result(proc):
+    results, stderr = _results(proc)
+    assert results, f"no result; stderr tail:\n{stderr[-3000:]}"
+    return results[-1]
 
 
 def _start(prelude, script, args, env, cwd):
@@ -188,24 +210,59 @@ def _tensorflow_two_devices(tmp):
 
 # Every registered recipe's smoke run under JAX without TensorFlow, with
 # --mixed-precision forced to mixed_bfloat16 (what a GPU machine trains),
-# one process per recipe (without TensorFlow a process starts in a second).
+# several recipes per process (JAX and the recipes import once).
 FORCED_POLICY = "mixed_bfloat16"
 
+# The smoke runs of the README's test command, a process per group (the
+# two run beside each other, about as long). They differ in what a GPU
+# machine without TensorFlow could trip on: keras.applications and two
+# training phases (transfer), tf.data-only text preprocessing that must
+# refuse in one line (text), a conv autoencoder and its PCA baseline
+# (autoencoder), generated scenes, a U-Net and its report (segmentation),
+# a TCN on pixel rows (sequence), embedded series, a GRU and the
+# persistence/seasonal/AR baselines without statsmodels (timeseries).
+# image-classification is under `-m slow`: its data, training and report
+# without TensorFlow are the JAX runs above (jax2, jaxmp), its ResNet
+# under JAX is test_mixed_precision's, and mixed_bfloat16 under JAX is
+# every recipe here. A new recipe runs under `-m slow` until it is added
+# here, by hand.
+FAST_SMOKE = (
+    ("text-classification", "transfer-learning"),
+    ("autoencoder", "segmentation", "sequence-classification",
+     "timeseries-forecasting"),
+)
+FAST = {name for group in FAST_SMOKE for name in group}
+# transfer-learning's run is mostly XLA compiling MobileNetV2's steps
+# (twice per phase at batch size 64: full and last partial batch); in
+# batches that divide its 1,293 training examples (3 x 431) every step
+# compiles once, half the time. Partial batches under JAX are the other
+# recipes' smoke runs.
+SMOKE_OVERRIDES = {"transfer-learning": {"batch_size": 431}}
 
-def _smoke_without_tensorflow(name):
+
+def _smoke_without_tensorflow(names):
     def job(tmp):
-        argv = smoke_argv(name, tmp / "runs", "--mixed-precision")
-        proc = _start(HIDE_TENSORFLOW, SMOKE, [json.dumps(argv)],
+        argvs = [smoke_argv(name, tmp / name, "--mixed-precision",
+                            **SMOKE_OVERRIDES.get(name, {}))
+                 for name in names]
+        proc = _start(HIDE_TENSORFLOW, SMOKE, [json.dumps(argvs)],
                       _env(tmp, KERAS_BACKEND="jax",
                            DLRECIPES_FORCE_MIXED=FORCED_POLICY), tmp)
-        return _result(proc)
+        results, stderr = _results(proc)
+        return {name: rest for name, *rest in results}, stderr
     return job
 
 
-# The subprocess jobs, the smoke runs (the longest) first.
-JOBS = {**{f"smoke:{name}": _smoke_without_tensorflow(name)
-           for name in RECIPES},
-        "jaxmp": _jax_two_processes, "jax2": _jax_two_devices,
+def _smoke_groups(names):
+    """The processes that run the smoke runs of `names`: the groups of
+    `FAST_SMOKE`, then one for every other recipe."""
+    groups = [tuple(n for n in group if n in names) for group in FAST_SMOKE]
+    groups.append(tuple(n for n in sorted(names) if n not in FAST))
+    return [group for group in groups if group]
+
+
+# The other subprocess jobs, after the smoke runs (the longest).
+JOBS = {"jaxmp": _jax_two_processes, "jax2": _jax_two_devices,
         "tf2": _tensorflow_two_devices}
 
 
@@ -223,13 +280,19 @@ def _needs(item):
 def jobs(request, tmp_path_factory):
     """{job: future} of the subprocesses the selected tests of this module
     need, started together, two at a time (the two-process JAX job counts
-    as one)."""
+    as one); `smoke:NAME` is the future of the process that runs NAME."""
     names = {job for item in request.session.items
              if item.path == request.path for job in _needs(item)}
     pool = concurrent.futures.ThreadPoolExecutor(2)
-    futures = {name: pool.submit(fn, tmp_path_factory.mktemp(
-        name.replace(":", "-"))) for name, fn in JOBS.items()
-        if name in names}
+    futures = {}
+    smoke = {name.split(":", 1)[1] for name in names
+             if name.startswith("smoke:")}
+    for i, group in enumerate(_smoke_groups(smoke)):
+        future = pool.submit(_smoke_without_tensorflow(group),
+                             tmp_path_factory.mktemp(f"smoke{i}"))
+        futures.update({f"smoke:{name}": future for name in group})
+    futures.update({name: pool.submit(fn, tmp_path_factory.mktemp(name))
+                    for name, fn in JOBS.items() if name in names})
     yield futures
     pool.shutdown(wait=True)
 
@@ -308,9 +371,20 @@ def test_tensorflow_two_logical_devices_match_one(jobs):
 NEEDS_TENSORFLOW = {"text-classification"}
 
 
-@pytest.mark.parametrize("name", RECIPES)
+def test_fast_smoke_recipes_are_registered():
+    """The README's test command runs these recipes' smoke runs: none may
+    silently drop out (a rename)."""
+    assert FAST <= set(RECIPES), FAST - set(RECIPES)
+    assert sum(map(len, FAST_SMOKE)) == len(FAST)  # none twice
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(name, marks=() if name in FAST else pytest.mark.slow)
+    for name in RECIPES])
 def test_recipe_runs_under_jax_without_tensorflow(name, jobs):
-    code, errors, metrics = jobs[f"smoke:{name}"].result()
+    results, stderr = jobs[f"smoke:{name}"].result()
+    assert name in results, f"no result; stderr tail:\n{stderr[-3000:]}"
+    code, errors, metrics = results[name]
     if name in NEEDS_TENSORFLOW and code != 0:
         assert code == 2 and len(errors) == 1, errors
         assert "tensorflow" in errors[0].lower(), errors
