@@ -118,8 +118,8 @@ def run_one(name, profile, args):
     if name == "harness":
         from bench import harness
 
-        result = harness.run(epochs=3 if profile == "quick" else 10,
-                             log=_log)
+        result = harness.run(epochs=5 if profile == "quick" else 10,
+                             repeats=3, log=_log)
         return harness.markdown(result), result
     if name == "startup":
         from bench import startup

@@ -412,3 +412,156 @@ def markdown(result):
             f"{row['unit']} | {keras_s} | {torch_s} | {ratio} | {mfu[0]} | "
             f"{mfu[1]} | {mfu[2]} |")
     return lines
+
+
+# --------------------------------------------------- every backend, one run
+
+
+def torch_part(profile_name, models=MODELS, log=print):
+    """The PyTorch column alone: `{model: {"params", "times", "compiled",
+    "flops"}}` and PyTorch's own float32 matmul rate."""
+    import torch
+
+    profile = PROFILES[profile_name]
+    gpu = profile_name == "gpu"
+    out = {}
+    for name in models:
+        log(f"throughput: {name} (PyTorch) ...")
+        s = profile[name]
+        t = time_torch(name, s, profile["steps"], profile["repeats"], gpu)
+        out[name] = {"params": t["params"], "times": t["times"],
+                     "compiled": t["compiled"],
+                     "flops": torch_flops(name, s)}
+    n = profile["matmul"]
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.matmul(a, b)
+    rates = []
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(4):
+            torch.matmul(a, b)
+        rates.append(2 * n ** 3 * 4 / (time.perf_counter() - start))
+    return {"models": out, "matmul": common.stats(rates)}
+
+
+_CHILD = r"""
+import json, sys
+part, profile, models = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+log = lambda m: print(m, file=sys.stderr, flush=True)
+if part == "torch":
+    from bench import throughput
+    out = throughput.torch_part(profile, models, log)
+else:
+    from dlrecipes.lazy import import_keras
+    import_keras()
+    from bench import throughput
+    out = throughput.run(profile, models, use_torch=False, log=log)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def _child(part, backend, profile_name, models, timeout=3600):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(
+                   p for p in (root, os.environ.get("PYTHONPATH")) if p))
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, part, profile_name, ",".join(models)],
+        cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines()
+             if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"throughput ({part} under {backend}) failed "
+                           f"(exit {proc.returncode}): "
+                           f"{proc.stderr.strip()[-800:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def run_backends(profile_name, backends, models=MODELS, use_torch=True,
+                 log=print):
+    """Every Keras backend in `backends` and PyTorch, each in a fresh
+    process of this one command, one after another: the ratios of one
+    sitting. Returns `{"backends", "rows", "rates", "peak", ...}`; each row
+    has `keras: {backend: (median, min, max)}` and `torch`."""
+    profile = PROFILES[profile_name]
+    per_backend, rates = {}, {}
+    for backend in backends:
+        log(f"throughput: Keras on {backend}")
+        result = _child("keras", backend, profile_name, models)
+        per_backend[backend] = {r["model"]: r for r in result["rows"]}
+        rates[f"Keras-{backend}"] = result["rates"]["float32"]
+    torch_note = common.torch_missing() if use_torch else "--no-torch"
+    twins = None
+    if torch_note is None:
+        log("throughput: PyTorch")
+        twins = _child("torch", backends[0], profile_name, models)
+        rates["PyTorch"] = twins["matmul"]
+    peak = max(r[0] for r in rates.values())
+    rows = []
+    for name in models:
+        s = profile[name]
+        per_step = units_per_step(name, s)
+        first = per_backend[backends[0]][name]
+        row = {"model": name, "unit": UNITS[name], "batch": s["batch"],
+               "params": first["params"], "units_per_step": per_step,
+               "keras": {b: per_backend[b][name]["keras"] for b in backends}}
+        if twins is not None:
+            t = twins["models"][name]
+            if t["params"] != row["params"]:
+                raise RuntimeError(
+                    f"{name}: the PyTorch twin has {t['params']:,} "
+                    f"parameters, the Keras model {row['params']:,}")
+            row["torch"] = common.stats(
+                [profile["steps"] * per_step / x for x in t["times"]])
+            row["flops_per_step"] = t["flops"]
+        rows.append(row)
+    return {"backends": list(backends), "rows": rows, "rates": rates,
+            "peak": peak, "steps": profile["steps"],
+            "repeats": profile["repeats"], "matmul": profile["matmul"],
+            "torch_note": torch_note}
+
+
+_SHORT = {"tensorflow": "TF", "jax": "JAX", "torch": "torch"}
+
+
+def markdown_backends(result):
+    """The side-by-side table of `run_backends`."""
+    backends = result["backends"]
+    n = result["matmul"]
+    rates = ", ".join(f"{k} {common.fmt_stats(v, 1e-12, 3)}"
+                      for k, v in result["rates"].items())
+    lines = [f"- every backend in its own process, one after another in "
+             f"one command; each figure: median (min-max) over "
+             f"{result['repeats']} runs of {result['steps']} steps after a "
+             "warm-up run; batch already on the device",
+             f"- float32 matmul rate ({n}x{n}x{n}, TFLOP/s): {rates}; MFU "
+             "is against the highest of these"]
+    if result["torch_note"]:
+        lines.append(f"- PyTorch column skipped: {result['torch_note']}")
+    head = ["model", "batch", "params", "unit",
+            *(f"Keras-{_SHORT[b]} /s" for b in backends), "PyTorch /s",
+            *(f"{_SHORT[b]}/PyTorch" for b in backends),
+            "best Keras MFU", "PyTorch MFU"]
+    lines += ["", "| " + " | ".join(head) + " |",
+              "|---|" + "---:|" * 2 + "---|" + "---:|" * (len(head) - 4)]
+    for row in result["rows"]:
+        speeds = [row["keras"][b][0] for b in backends]
+        cells = [row["model"], str(row["batch"]), f"{row['params']:,}",
+                 row["unit"],
+                 *(common.fmt_stats(row["keras"][b]) for b in backends)]
+        if "torch" in row:
+            torch_speed = row["torch"][0]
+            per_unit = row["flops_per_step"] / row["units_per_step"]
+            cells += [common.fmt_stats(row["torch"]),
+                      *(f"{v / torch_speed:.2f}" for v in speeds),
+                      f"{100 * max(speeds) * per_unit / result['peak']:.1f}%",
+                      f"{100 * torch_speed * per_unit / result['peak']:.1f}%"]
+        else:
+            cells += ["n/a"] * (3 + len(backends))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

@@ -118,6 +118,10 @@ class TrainConfig:
         1, "training steps per compiled call (fewer host round trips; "
         "batch callbacks then run every N steps)", min=1)
     distribute: bool = option(False, "data parallelism over local devices")
+    backup_every: float = option(
+        60.0, "seconds between backups of the training state (a crash "
+        "repeats at most this much training; 0: after every epoch)", min=0,
+        presentation=True)
     output_dir: str = option("runs", "where run directories are created",
                              presentation=True)
     verbose: int = option(1, "Keras progress: 0 silent, 1 bar, 2 line",

@@ -128,10 +128,29 @@ def test_fit_kwargs_feed_arrays_by_epoch_and_validate_at_batch_size():
     kwargs = Distribution(_Config()).fit_kwargs(
         {"x": x, "y": y, "batch_size": 50, "shuffle": True,
          "validation_data": (x, y), "callbacks": []})
-    assert isinstance(kwargs["x"], EpochArrays) and "y" not in kwargs
+    assert "y" not in kwargs
     assert kwargs["shuffle"] is False  # the order is EpochArrays' alone
     assert kwargs["validation_batch_size"] == 50
     assert len(kwargs["callbacks"]) == 1  # keeps the epoch in step
+    reference = EpochArrays(x, y, 50, shuffle=True, seed=_Config.seed)
+    if keras.backend.backend() != "tensorflow":
+        assert isinstance(kwargs["x"], EpochArrays)
+        return
+    # Under TensorFlow the same batches come from tf.data (no Python call
+    # per batch): the epoch the callback sets decides the order, drawn when
+    # the epoch's iterator starts.
+    feed, keep_in_step = kwargs["x"], kwargs["callbacks"][0]
+    for epoch in (0, 3, 1):
+        keep_in_step.on_epoch_begin(epoch)
+        reference.set_epoch(epoch)
+        batches = [tuple(np.asarray(t) for t in b) for b in feed]
+        assert len(batches) == len(reference) == 2
+        for (bx, by), i in zip(batches, range(len(reference))):
+            rx, ry = reference[i]
+            np.testing.assert_array_equal(bx, rx)
+            np.testing.assert_array_equal(by, ry)
+    assert not np.array_equal(reference.global_batch(0),
+                              np.arange(50))  # shuffled
 
 
 def test_last_checkpoint_links_the_backup_instead_of_saving_again(
@@ -169,3 +188,72 @@ def test_last_checkpoint_links_the_backup_instead_of_saving_again(
     kept = keras.saving.load_model(str(tmp_path / "model.keras"))
     for a, b in zip(kept.get_weights(), saved.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_backup_every_seconds_saves_the_last_and_stopping_epochs(tmp_path):
+    """`every` > 0: an epoch is saved once that many seconds have passed,
+    and always at the last epoch of the fit and at one that stops
+    training; a resumed run restores the newest whole one."""
+    x, y = _data()
+    model = _model()
+    saved = []
+
+    class Spy(EpochBackup):
+        def save(self, epoch, logs=None):
+            saved.append(epoch)
+            super().save(epoch, logs)
+
+    backup = Spy(str(tmp_path / "backup"), every=3600)
+    model.fit(x, y, epochs=4, verbose=0, callbacks=[backup])
+    assert saved == [3]  # only the last epoch of the fit
+    assert os.listdir(tmp_path / "backup") == ["epoch-0004"]
+
+    saved.clear()
+    stopper = keras.callbacks.EarlyStopping("loss", patience=0,
+                                            min_delta=1e9)
+    backup = Spy(str(tmp_path / "b2"), [stopper], every=3600)
+    model.fit(x, y, epochs=10, verbose=0, callbacks=[stopper, backup])
+    assert saved == [1] and backup.state()["stopped"] is True
+
+    saved.clear()
+    backup = Spy(str(tmp_path / "b3"), every=0)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[backup])
+    assert saved == [0, 1, 2]
+
+    # Time decides in between: every epoch once `every` seconds have gone.
+    saved.clear()
+    backup = Spy(str(tmp_path / "b4"), every=1e-9)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[backup])
+    assert saved == [0, 1, 2]
+
+
+def test_deferred_best_checkpoint_writes_the_best_epoch_before_backups(
+        tmp_path):
+    """Deferred: the best epoch's variables wait in memory; `model.keras`
+    and `best.json` appear when a backup is about to be written (never
+    newer than it) or training ends, and hold the best epoch, not the
+    last, while the model keeps training from its own weights."""
+    x, y = _data()
+    model = _model()
+    after = {}
+
+    class Keep(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            after[epoch] = [np.array(w) for w in self.model.get_weights()]
+            present[epoch] = (tmp_path / "model.keras").exists()
+
+    present = {}
+    # "min" on the epoch: epoch 0 is the best and never improved upon.
+    best = BestCheckpoint(str(tmp_path / "model.keras"), "epoch", "min",
+                          deferred=True)
+    backup = EpochBackup(str(tmp_path / "backup"), every=3600)
+    backup.before_save.append(best.flush)
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[best, Keep(), backup])
+    assert present == {0: False, 1: False, 2: False}
+    assert json.loads((tmp_path / "best.json").read_text())["epoch"] == 0
+    saved = keras.saving.load_model(str(tmp_path / "model.keras"))
+    for a, b in zip(saved.get_weights(), after[0]):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(model.get_weights(), after[2]):  # training went on
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(after[0][0], after[2][0])

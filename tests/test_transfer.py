@@ -199,7 +199,7 @@ def test_fine_tune_resume(pretrained, tmp_path, monkeypatch, stop_after):
     args = ["run", "transfer-learning", "--backbone", str(pretrained),
             "--classes", "5-9", "--strategy", "fine-tune", "--epochs", "4",
             "--head-epochs", "2", "--learning-rate", "0.01", "--verbose",
-            "0", "--output-dir", str(tmp_path)]
+            "0", "--output-dir", str(tmp_path), "--backup-every", "0"]
     real_callbacks = loop._callbacks
     seen = []
 

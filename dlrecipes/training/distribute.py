@@ -339,6 +339,9 @@ class Distribution:
         if isinstance(kwargs["x"], EpochArrays):
             kwargs["callbacks"] = [kwargs["x"].callback(),
                                    *(kwargs.get("callbacks") or [])]
+            if keras.backend.backend() == "tensorflow":
+                # The same batches, without a Python call per batch.
+                kwargs["x"] = kwargs["x"].tf_dataset() or kwargs["x"]
             # Keras would also shuffle the batches of a PyDataset, with
             # Python's global RNG: that order would not survive a resume.
             kwargs["shuffle"] = False

@@ -12,7 +12,7 @@ import sys
 import time
 import warnings
 
-from dlrecipes.lazy import import_keras, import_tensorflow_quietly
+from dlrecipes.lazy import import_keras
 
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 import numpy as np
@@ -21,7 +21,8 @@ from dlrecipes.errors import RunError, UsageError
 from dlrecipes.training import plots
 from dlrecipes.training import engine
 from dlrecipes.training.callbacks import (DISK_FULL, BestCheckpoint,
-                                          HistoryWriter, disk_full_message)
+                                          EpochTensorBoard, HistoryWriter,
+                                          disk_full_message)
 from dlrecipes.training.distribute import Distribution, initialize_cluster
 from dlrecipes.training.precision import devices
 from dlrecipes.training.resume import EpochBackup
@@ -43,18 +44,24 @@ def _callbacks(config, run_dir, monitor, mode):
     after it): it saves after they have updated their state, and restores
     their counters after they reset them. None reads a value after each
     batch: no host synchronisation per step."""
-    cbs = [HistoryWriter(os.path.join(run_dir, "history.csv"))]
-    if import_tensorflow_quietly() is not None:  # TensorBoard writes with it
-        cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-    backup = EpochBackup(os.path.join(run_dir, "backup"))
+    cbs = [HistoryWriter(os.path.join(run_dir, "history.csv")),
+           EpochTensorBoard(os.path.join(run_dir, "logs"))]
+    backup = EpochBackup(os.path.join(run_dir, "backup"),
+                         every=config.backup_every)
     model_path = os.path.join(run_dir, "model.keras")
     if config.checkpoint == "last":
-        # Every epoch is kept: model.keras is linked from the backup just
-        # written (after it), not saved twice.
-        best = BestCheckpoint(model_path, "epoch", "max", backup=backup)
+        # Every epoch is kept: model.keras is linked from the backup of
+        # the same epoch where there is one (after it), not saved twice;
+        # between backups the last epoch waits in memory.
+        best = BestCheckpoint(model_path, "epoch", "max", backup=backup,
+                              deferred=config.backup_every > 0)
         cbs += [backup, best]
     else:
-        best = BestCheckpoint(model_path, monitor, mode)
+        # Between backups the best epoch waits in memory; it is written
+        # before each backup (and at the end), never after it.
+        best = BestCheckpoint(model_path, monitor, mode,
+                              deferred=config.backup_every > 0)
+        backup.before_save.append(best.flush)
         cbs += [best, backup]
     return cbs, best, backup
 

@@ -29,6 +29,7 @@ import json
 import math
 import os
 import shutil
+import time
 import warnings
 
 import keras
@@ -76,17 +77,29 @@ class EpochBackup(keras.callbacks.Callback):
     counters are restored only into the phase that saved them, since a new
     phase starts with a fresh optimizer and fresh callbacks.
 
+    With `every` > 0 an epoch is saved only once `every` seconds have
+    passed since the last save (or since training began), and always at
+    the last epoch of a `fit` and at an epoch that stops training: on small
+    data the save costs as much as the epoch itself, and a resumed run that
+    repeats the epochs after an older backup ends with the same weights
+    (the data order depends on the epoch alone).
+
     Args:
         directory: where `epoch-NNNN/` folders go (created as needed).
         callbacks_to_restore: callbacks whose counters are saved too.
+        every: seconds between saves (0: after every epoch).
     """
 
-    def __init__(self, directory, callbacks_to_restore=()):
+    def __init__(self, directory, callbacks_to_restore=(), every=0.0):
         super().__init__()
         self.directory = directory
         self.callbacks_to_restore = list(callbacks_to_restore)
+        self.every = float(every)
+        # Called before each save (a deferred best checkpoint writes first).
+        self.before_save = []
         self.phase = 0
         self._restored = False
+        self._saved_at = time.monotonic()
 
     weights_name = WEIGHTS  # the whole model and optimizer, `.keras`
 
@@ -121,6 +134,7 @@ class EpochBackup(keras.callbacks.Callback):
     # ------------------------------------------------------------ restoring
 
     def on_train_begin(self, logs=None):
+        self._saved_at = time.monotonic()
         if self._restored:
             return
         self._restored = True
@@ -156,8 +170,24 @@ class EpochBackup(keras.callbacks.Callback):
 
     # --------------------------------------------------------------- saving
 
+    def due(self, epoch, logs=None):
+        """Whether `epoch` (0-based, just ended) is saved."""
+        last = epoch + 1 >= (self.params or {}).get("epochs", epoch + 1)
+        return (self.every <= 0 or last or self.model.stop_training
+                or not finite_loss(logs)
+                or time.monotonic() - self._saved_at >= self.every)
+
     def on_epoch_end(self, epoch, logs=None):
         self._restored = True  # from here on, memory is newer than disk
+        if not self.due(epoch, logs):
+            return
+        self.save(epoch, logs)
+        self._saved_at = time.monotonic()
+
+    def save(self, epoch, logs=None):
+        """Write the state after `epoch` (0-based) and drop older ones."""
+        for hook in self.before_save:
+            hook()
         os.makedirs(self.directory, exist_ok=True)
         final = os.path.join(self.directory, f"epoch-{epoch + 1:04d}")
         tmp = os.path.join(self.directory, f".tmp-epoch-{epoch + 1:04d}")
@@ -250,8 +280,8 @@ class EpochArrays(keras.utils.PyDataset):
         return keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs=None: self.set_epoch(epoch))
 
-    def global_batch(self, index):
-        """The example indices of global batch `index` of this epoch."""
+    def order(self):
+        """This epoch's example indices, in the order they are fed."""
         if self._order is None:
             if self.shuffle:
                 rng = np.random.default_rng([self.seed, self.epoch])
@@ -259,8 +289,55 @@ class EpochArrays(keras.utils.PyDataset):
                 self._order = order[:self.num_used]
             else:
                 self._order = np.arange(self.num_used)
+        return self._order
+
+    def global_batch(self, index):
+        """The example indices of global batch `index` of this epoch."""
         start = index * self.batch_size
-        return self._order[start:start + self.batch_size]
+        return self.order()[start:start + self.batch_size]
+
+    def tf_dataset(self):
+        """The same batches as a `tf.data.Dataset` (one process only).
+
+        Keras feeds a `PyDataset` to TensorFlow through
+        `Dataset.from_generator`: a Python call per batch that holds the
+        interpreter while the step runs, which doubled the time of a small
+        epoch. Here Python runs once per epoch, when `fit` starts the
+        epoch's iterator (after `on_epoch_begin` has set `epoch`): it draws
+        the order; the batches are gathered by tf.data in its own threads,
+        from the arrays held once (as Keras' own array feed does).
+        Returns None where the arrays cannot become tensors.
+        """
+        import tensorflow as tf
+
+        if self.num_processes != 1:
+            return None
+        try:
+            arrays = tf.nest.map_structure(tf.convert_to_tensor,
+                                           (self.x, self.y))
+        except (TypeError, ValueError):
+            return None
+        n = self.num_used
+
+        def draw():
+            return self.order().astype(np.int64)
+
+        def epoch_order(_):
+            order = tf.numpy_function(draw, [], tf.int64, stateful=True)
+            return tf.ensure_shape(order, [n])
+
+        def gather(indices, tensors):
+            return tf.nest.map_structure(
+                lambda t: tf.gather(t, indices), tensors)
+
+        indices = (tf.data.Dataset.from_tensors(0).map(epoch_order)
+                   .unbatch().batch(self.batch_size))
+        data = tf.data.Dataset.from_tensors(arrays).repeat()
+        options = tf.data.Options()
+        options.deterministic = True
+        return (tf.data.Dataset.zip((indices, data))
+                .map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE).with_options(options))
 
     def local_indices(self, index):
         batch = self.global_batch(index)
