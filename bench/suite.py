@@ -12,7 +12,8 @@ Benchmarks (`--only NAME[,NAME]`):
 - `throughput`: training throughput of the image recipe's ResNet,
   `keras.applications.ResNet50`, a TransformerEncoder stack and the TCN
   forecaster against PyTorch twins, with model FLOPs utilisation
-  (`bench/throughput.py`);
+  (`bench/throughput.py`); every installed Keras backend side by side,
+  each in its own process, unless `--backend` names one;
 - `pipeline`: step time fed from host data against data already on the
   device, and tf.data's delivery rate (`bench/pipeline.py`; target <= 1.1x);
 - `accuracy`: time to accuracy of the default digits run against a plain
@@ -99,8 +100,13 @@ def run_layers(profile, output):
 def run_one(name, profile, args):
     """Run benchmark `name`; returns (section body lines, raw result)."""
     if name == "throughput":
-        from bench import throughput
+        from bench import harness, throughput
 
+        if args.backend is None:  # every installed backend, side by side
+            result = throughput.run_backends(
+                profile, harness.installed(), use_torch=not args.no_torch,
+                log=_log)
+            return throughput.markdown_backends(result), result
         result = throughput.run(profile, use_torch=not args.no_torch,
                                 log=_log)
         return throughput.markdown(result), result
