@@ -22,6 +22,9 @@ Benchmarks (`--only NAME[,NAME]`):
 - `harness`: seconds per epoch of `dlrecipes run` against a bare `fit` of
   the same model and data, per installed backend (`bench/harness.py`;
   target ratio <= 1.10; CPU; not in `--gpu`'s default list);
+- `endtoend`: wall time and test figure of the default image, sequence
+  and forecasting runs (`dlrecipes run RECIPE --backend B`), per installed
+  backend (`bench/endtoend.py`; CPU; not in `--gpu`'s default list);
 - `startup`: wall time of `dlrecipes list`, a `--help` and a bad flag in
   fresh processes, and whether they import Keras (`bench/startup.py`;
   target < 1 s, no Keras; not in `--gpu`'s default list).
@@ -37,7 +40,7 @@ import sys
 import time
 
 BENCHMARKS = ("layers", "throughput", "pipeline", "accuracy", "harness",
-              "startup")
+              "endtoend", "startup")
 DEFAULTS = {"quick": BENCHMARKS,
             "gpu": ("layers", "throughput", "pipeline")}
 TITLES = {
@@ -46,6 +49,7 @@ TITLES = {
     "accuracy": "Time to accuracy: default digits run against a keras-io "
                 "script",
     "harness": "Harness: dlrecipes run against a bare fit, per epoch",
+    "endtoend": "End to end: default recipe runs per backend",
     "startup": "Start-up: answers that need no model",
 }
 
@@ -127,6 +131,11 @@ def run_one(name, profile, args):
         result = harness.run(epochs=5 if profile == "quick" else 10,
                              repeats=3, log=_log)
         return harness.markdown(result), result
+    if name == "endtoend":
+        from bench import endtoend
+
+        result = endtoend.run(log=_log)
+        return endtoend.markdown(result), result
     if name == "startup":
         from bench import startup
 

@@ -178,3 +178,56 @@ def test_harness_benchmark_times_a_bare_fit_and_a_run():
     table = "\n".join(harness.markdown(result))
     assert f"| {row['backend']} | {row['bare']:.3f} |" in table
     assert "--model mlp --width 8" in table
+
+
+def test_endtoend_markdown_marks_the_fastest_backend_and_failures():
+    from bench import endtoend
+
+    rows = [
+        {"backend": "tensorflow", "recipe": "image-classification",
+         "wall_s": 80.2, "run_s": 70.1, "epochs": 40,
+         "metric": "test_accuracy", "value": 0.9944},
+        {"backend": "jax", "recipe": "image-classification", "wall_s": 50.0,
+         "run_s": 41.0, "epochs": 40, "metric": "test_accuracy",
+         "value": 0.9917},
+        {"backend": "torch", "recipe": "image-classification",
+         "wall_s": 9.0, "error": "exit 1: error: boom"}]
+    table = endtoend.markdown({"rows": rows})
+    assert ("| image-classification | jax | 50 | 41 | 40 | test_accuracy "
+            "0.9917 | yes |") in table
+    assert ("| image-classification | tensorflow | 80 | 70 | 40 | "
+            "test_accuracy 0.9944 |  |") in table
+    assert "| image-classification | torch | 9 | - | - | failed: exit 1: " \
+        "error: boom | |" in table
+
+
+def test_endtoend_refuses_an_unknown_recipe(capsys):
+    from bench import endtoend
+
+    with pytest.raises(SystemExit) as e:
+        endtoend.main(["--recipes", "nope"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "'nope'" in err and "image-classification" in err
+
+
+def test_throughput_side_by_side_table_has_a_ratio_per_backend():
+    from bench import throughput
+
+    result = {"backends": ["tensorflow", "jax"], "repeats": 3, "steps": 3,
+              "matmul": 64, "torch_note": None, "peak": 1e11,
+              "rates": {"Keras-tensorflow": (1e11, 1e11, 1e11),
+                        "PyTorch": (5e10, 5e10, 5e10)},
+              "rows": [{"model": "tcn", "unit": "windows", "batch": 32,
+                        "params": 2929, "units_per_step": 32,
+                        "flops_per_step": 3.2e7,
+                        "keras": {"tensorflow": (500.0, 400.0, 600.0),
+                                  "jax": (2000.0, 1900.0, 2100.0)},
+                        "torch": (1000.0, 990.0, 1010.0)}]}
+    table = throughput.markdown_backends(result)
+    header = next(line for line in table if line.startswith("| model"))
+    assert "Keras-TF /s | Keras-JAX /s | PyTorch /s | TF/PyTorch | " \
+        "JAX/PyTorch" in header
+    row = next(line for line in table if line.startswith("| tcn"))
+    # 1e6 FLOP per window: 2,000 windows/s on 1e11 FLOP/s is 2.0%.
+    assert "| 0.50 | 2.00 | 2.0% | 1.0% |" in row, row

@@ -257,3 +257,38 @@ def test_deferred_best_checkpoint_writes_the_best_epoch_before_backups(
     for a, b in zip(model.get_weights(), after[2]):  # training went on
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(after[0][0], after[2][0])
+
+
+def test_an_interruption_saves_the_last_finished_epoch(tmp_path):
+    """Between backups the last finished epoch is kept in memory; after an
+    interruption `save_unsaved` writes that epoch (its weights, not the
+    half-trained ones of the epoch that was cut), and a resumed fit
+    restores it."""
+    x, y = _data()
+    model = _model()
+    after = {}
+
+    class Cut(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            after[epoch] = [np.array(w) for w in self.model.get_weights()]
+
+        def on_train_batch_end(self, batch, logs=None):
+            if len(after) == 2 and batch == 1:
+                raise KeyboardInterrupt
+
+    backup = EpochBackup(str(tmp_path / "backup"), every=3600)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0,
+                  callbacks=[Cut(), backup])
+    assert not (tmp_path / "backup").exists()  # not due yet
+    assert backup.save_unsaved() is True
+    assert backup.save_unsaved() is False  # once
+    assert os.listdir(tmp_path / "backup") == ["epoch-0002"]
+    assert backup.state()["epoch"] == 2
+    for a, b in zip(model.get_weights(), after[1]):  # cut mid-epoch 2
+        assert not np.array_equal(a, b)
+    again = _model()
+    fresh = EpochBackup(str(tmp_path / "backup"))
+    again.fit(x, y, epochs=2, initial_epoch=2, verbose=0, callbacks=[fresh])
+    for a, b in zip(again.get_weights(), after[1]):
+        np.testing.assert_array_equal(a, b)

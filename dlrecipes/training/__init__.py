@@ -11,6 +11,7 @@ _EXPORTS = {
     "RunResult": ("dlrecipes.training.loop", "RunResult"),
     "run_recipe": ("dlrecipes.training.loop", "run_recipe"),
     "make_optimizer": ("dlrecipes.training.optimizers", "make_optimizer"),
+    "jit_under_jax": ("dlrecipes.training.distribute", "jit_under_jax"),
 }
 
 

@@ -55,6 +55,35 @@ def _remove(path):
         os.unlink(path)
 
 
+def training_variables(model):
+    """The variables `model.save` writes: the model's and its optimizer's
+    (once built)."""
+    optimizer = model.optimizer
+    return list(model.variables) + (
+        list(optimizer.variables) if optimizer is not None
+        and optimizer.built else [])
+
+
+def snapshot(model):
+    """Host copies of `training_variables(model)`."""
+    return [np.array(v) for v in training_variables(model)]
+
+
+@contextlib.contextmanager
+def holding(model, values):
+    """`model` holds the snapshot `values` inside the block, its own
+    values again after it."""
+    variables = training_variables(model)
+    current = [np.array(v) for v in variables]
+    try:
+        for variable, value in zip(variables, values):
+            variable.assign(value)
+        yield
+    finally:
+        for variable, value in zip(variables, current):
+            variable.assign(value)
+
+
 def current_learning_rate(optimizer):
     """The optimizer's learning rate now, as a float.
 
@@ -173,26 +202,13 @@ class BestCheckpoint(keras.callbacks.Callback):
         self.best_epoch = None
         self._pending = None  # (epoch, value, variables' values)
 
-    def _variables(self):
-        optimizer = self.model.optimizer
-        return list(self.model.variables) + (
-            list(optimizer.variables) if optimizer is not None
-            and optimizer.built else [])
-
     def flush(self):
         """Write the best epoch copied in memory, if any is pending."""
         if self._pending is None:
             return
         epoch, value, saved = self._pending
-        variables = self._variables()
-        current = [np.array(v) for v in variables]
-        try:
-            for variable, v in zip(variables, saved):
-                variable.assign(v)
+        with holding(self.model, saved):
             self._save(epoch)
-        finally:
-            for variable, v in zip(variables, current):
-                variable.assign(v)
         self._pending = None
         self._write_state(value, epoch)
 
@@ -224,8 +240,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best, self.best_epoch = value, epoch
         if self.deferred and not self._linkable(epoch):
-            self._pending = (epoch, value,
-                             [np.array(v) for v in self._variables()])
+            self._pending = (epoch, value, snapshot(self.model))
             return
         # `.keras` saving writes its HDF5 part in memory and the file with
         # Python's own writes: a full disk raises a clean `OSError`.

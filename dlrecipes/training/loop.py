@@ -127,6 +127,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     if resumed and config.verbose:
         print(f"Resuming interrupted run in {run_dir}")
     monitor, mode = recipe.monitor(data)
+    backup = best = None
     try:
         callbacks, best, backup = _callbacks(config, run_dir, monitor,
                                                  mode)
@@ -173,6 +174,9 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         atomic_write_json(os.path.join(run_dir, "metrics.json"), metrics)
         backup.remove()  # kept until the results are safe
     except BaseException as e:
+        if cluster.is_chief and backup is not None and not (
+                isinstance(e, OSError) and e.errno in DISK_FULL):
+            _save_unsaved(backup, best)
         # A run that saved no model (one that failed before its first epoch
         # ended: a model that does not build, weights that cannot be
         # downloaded, a loss that diverged at once) has nothing to resume
@@ -191,6 +195,20 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     if print_summary and config.verbose:
         print_run_summary(run_dir, metrics)
     return RunResult(run_dir, metrics, model, rows)
+
+
+def _save_unsaved(backup, best):
+    """Training was interrupted (an exception, Ctrl-C): write the last
+    finished epoch's state kept in memory since the last backup, and the
+    best (or last) model waiting in memory, so running the same command
+    again loses no finished epoch. Best effort: the interruption is what
+    is reported."""
+    try:
+        backup.save_unsaved()
+        best.flush()
+    except BaseException as e:  # noqa: BLE001  (a second Ctrl-C, a full disk)
+        warnings.warn(f"could not save the last epoch after the "
+                      f"interruption: {type(e).__name__}: {e}", stacklevel=2)
 
 
 def _diverged(rows):

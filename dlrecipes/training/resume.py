@@ -35,7 +35,8 @@ import warnings
 import keras
 import numpy as np
 
-from dlrecipes.training.callbacks import finite_loss, writing
+from dlrecipes.training.callbacks import (finite_loss, holding, snapshot,
+                                          writing)
 from dlrecipes.training.rundir import atomic_write_json
 
 WEIGHTS = "state.keras"
@@ -100,6 +101,7 @@ class EpochBackup(keras.callbacks.Callback):
         self.phase = 0
         self._restored = False
         self._saved_at = time.monotonic()
+        self._unsaved = None
 
     weights_name = WEIGHTS  # the whole model and optimizer, `.keras`
 
@@ -179,15 +181,32 @@ class EpochBackup(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self._restored = True  # from here on, memory is newer than disk
+        self._unsaved = None
         if not self.due(epoch, logs):
+            # Kept in memory, for `save_unsaved` after an interruption.
+            self._unsaved = (epoch, self._state(epoch, logs),
+                             snapshot(self.model))
             return
         self.save(epoch, logs)
         self._saved_at = time.monotonic()
 
-    def save(self, epoch, logs=None):
+    def save_unsaved(self):
+        """After an interruption (an exception out of `fit`, Ctrl-C):
+        write the newest epoch-end state not yet on disk, so the same
+        command resumes from there. Returns whether it wrote one."""
+        unsaved, self._unsaved = getattr(self, "_unsaved", None), None
+        if unsaved is None:
+            return False
+        epoch, state, values = unsaved
+        with holding(self.model, values):
+            self.save(epoch, state=state)
+        return True
+
+    def save(self, epoch, logs=None, state=None):
         """Write the state after `epoch` (0-based) and drop older ones."""
         for hook in self.before_save:
             hook()
+        state = state if state is not None else self._state(epoch, logs)
         os.makedirs(self.directory, exist_ok=True)
         final = os.path.join(self.directory, f"epoch-{epoch + 1:04d}")
         tmp = os.path.join(self.directory, f".tmp-epoch-{epoch + 1:04d}")
@@ -195,8 +214,7 @@ class EpochBackup(keras.callbacks.Callback):
         with writing(final, temporary=tmp):
             os.makedirs(tmp)
             self.model.save(os.path.join(tmp, WEIGHTS))
-            atomic_write_json(os.path.join(tmp, STATE),
-                              self._state(epoch, logs))
+            atomic_write_json(os.path.join(tmp, STATE), state)
         if os.path.isdir(final):  # left by an earlier attempt at this epoch
             shutil.rmtree(final)
         os.rename(tmp, final)
