@@ -129,7 +129,7 @@ def run_one(name, profile, args):
         from bench import harness
 
         result = harness.run(epochs=5 if profile == "quick" else 10,
-                             repeats=3, log=_log)
+                             repeats=5, log=_log)
         return harness.markdown(result), result
     if name == "endtoend":
         from bench import endtoend

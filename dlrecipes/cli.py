@@ -1,4 +1,5 @@
-"""The `dlrecipes` command: list / run / tune / report / explain / bench.
+"""The `dlrecipes` command: list / run / tune / report / explain / ensemble /
+bench.
 
 Bad input prints one line, `error: ...`, on stderr and exits 2; a failure
 after a valid start exits 1. `--debug` shows the Python traceback.
@@ -34,12 +35,17 @@ commands:
                                 what a finished run's model learned:
                                 filters, features, saliency, occlusion,
                                 gradcam, maximize, tsne (RUN_DIR/explain/)
+  ensemble RUN_DIR RUN_DIR ... [--combine mean|vote|geometric]
+                                the prediction average of finished runs of
+                                one recipe: test figures beside each
+                                member's, one saved model (ensembles/<id>/)
   bench [--quick|--gpu] [...]   the benchmark suite (as `python -m bench`)
 
 Every command takes --backend tensorflow|jax|torch (the Keras backend for
 that command; default: KERAS_BACKEND, else tensorflow).
 """
-COMMANDS = ("list", "run", "tune", "report", "explain", "bench")
+COMMANDS = ("list", "run", "tune", "report", "explain", "ensemble",
+            "bench")
 
 
 # Keras' backends: the modules each one imports, and how to install them.
@@ -189,6 +195,76 @@ def _cmd_explain(argv):
         methods, layer=args.layer, n=args.n, target=args.target,
         seed=args.seed))
     return 0
+
+
+def _cmd_ensemble(argv):
+    from dlrecipes.ensemble import COMBINES, check_members
+
+    parser = _Parser(prog="dlrecipes ensemble")
+    parser.add_argument("members", nargs="*", metavar="RUN_DIR",
+                        help="finished run directories of one recipe and "
+                        "one dataset (two or more)")
+    parser.add_argument("--combine", default="mean",
+                        help="mean (prediction average), vote (majority) "
+                        "or geometric (normalised geometric mean of the "
+                        "class probabilities); default mean")
+    parser.add_argument("--output-dir", default="ensembles",
+                        help="where ensembles/<id>/ goes (default "
+                        "ensembles)")
+    parser.add_argument("--parameter-average", action="store_true",
+                        help="also measure one network holding the mean "
+                        "of the members' weights (same architecture only; "
+                        "for independent runs it almost never works)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    if args.combine not in COMBINES:
+        raise UsageError(f"unknown combine {args.combine!r}; valid choices: "
+                         f"{', '.join(COMBINES)}")
+    configs = check_members(args.members)
+    _check_output_dir(args.output_dir)
+    _import_recipes()
+    from dlrecipes.recipe import get_recipe, list_recipes
+
+    name = configs[0]["recipe"]
+    if name not in list_recipes():
+        raise UsageError(f"{args.members[0]} was made by recipe {name!r}, "
+                         f"which is not registered; valid recipes: "
+                         f"{', '.join(list_recipes())}")
+    _import_keras()
+    from dlrecipes.ensemble import build_ensemble
+
+    directory, metrics = build_ensemble(
+        args.members, get_recipe(name), args.combine, args.output_dir,
+        args.parameter_average)
+    _print_ensemble(directory, metrics)
+    return 0
+
+
+def _check_output_dir(path):
+    from dlrecipes.paths import path_kind
+
+    kind = path_kind(path)
+    if kind is not None and kind != "a directory":
+        raise UsageError(f"--output-dir {path} is {kind}, not a directory")
+
+
+def _print_ensemble(directory, metrics):
+    key = "accuracy" if "test_accuracy" in metrics else "mae"
+    rows = [(f"member {i}", m[key])
+            for i, m in enumerate(metrics["member_test"])]
+    rows += [("member mean", metrics[f"member_mean_test_{key}"]),
+             ("member best", metrics[f"member_best_test_{key}"]),
+             (f"ensemble ({metrics['combine']})", metrics[f"test_{key}"]),
+             ("gain over mean", metrics["gain_over_mean"]),
+             ("gain over best", metrics["gain_over_best"])]
+    if f"parameter_average_test_{key}" in metrics:
+        rows.append(("parameter average",
+                     metrics[f"parameter_average_test_{key}"]))
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  test {key}")
+    for label, value in rows:
+        print(f"{label:{width}}  {value:.4f}")
+    print(f"\nensemble directory: {directory}")
 
 
 def _check_directory(path):
@@ -381,6 +457,8 @@ def main(argv=None):
             return _cmd_report(rest)
         if command == "explain":
             return _cmd_explain(rest)
+        if command == "ensemble":
+            return _cmd_ensemble(rest)
         if command == "bench":
             return _cmd_bench(rest)
         raise UsageError(f"unknown command {command!r}; valid choices: "

@@ -321,15 +321,19 @@ def test_backend_flag_names_a_missing_package(monkeypatch, capsys):
     assert os.environ["KERAS_BACKEND"] == keras.backend.backend()
 
 
-def test_backend_flag_selects_the_backend_in_a_fresh_process():
-    """`--backend jax` anywhere in the command line wins over
-    KERAS_BACKEND, and is set before Keras loads."""
+@pytest.mark.parametrize("chosen", ["jax", "torch"])
+def test_backend_flag_selects_the_backend_in_a_fresh_process(chosen):
+    """`--backend jax` (or torch, where installed) anywhere in the command
+    line wins over KERAS_BACKEND, and is set before Keras loads."""
+    if importlib.util.find_spec(chosen) is None:
+        pytest.skip(f"{chosen} is not installed")
     code = ("from dlrecipes.cli import main; "
-            "code = main(['report', '/nonexistent', '--backend', 'jax']); "
+            f"code = main(['report', '/nonexistent', '--backend', "
+            f"'{chosen}']); "
             "import keras; print(keras.backend.backend(), code)")
     env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=ROOT)
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
-    assert proc.stdout.split() == ["jax", "2"], proc.stderr[-2000:]
+    assert proc.stdout.split() == [chosen, "2"], proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
         "error: no such directory: /nonexistent"]

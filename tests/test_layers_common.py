@@ -90,6 +90,10 @@ CASES = {
         dict(kl_weight=0.5, seed=3), (2, 6), dict(supports_masking=False)),
     dl_layers.StochasticDepth: (
         dict(rate=0.2, seed=3), (2, 6, 4), dict(supports_masking=True)),
+    dl_layers.EnsembleCombine: (
+        # The members on axis 1 of one tensor.
+        dict(combine="geometric"), (2, 3, 4),
+        dict(supports_masking=False, run_training_check=False)),
     dl_layers.MCDropout: (
         # rate 0: the reload check compares inference outputs.
         dict(rate=0.0, seed=1), (2, 6, 4), dict(supports_masking=True)),

@@ -16,3 +16,4 @@ from dlrecipes.layers.position import (  # noqa: F401,E402
     PositionEmbedding, SinePositionEncoding, TokenAndPositionEmbedding)
 from dlrecipes.layers.upsampling import UNet, UpsamplingBlock  # noqa: F401,E402
 from dlrecipes.layers.gaussian_sampling import GaussianSampling  # noqa: F401,E402
+from dlrecipes.layers.ensemble import EnsembleCombine  # noqa: F401,E402

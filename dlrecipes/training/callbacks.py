@@ -65,8 +65,10 @@ def training_variables(model):
 
 
 def snapshot(model):
-    """Host copies of `training_variables(model)`."""
-    return [np.array(v) for v in training_variables(model)]
+    """Copies of `training_variables(model)`, on their device: dispatched
+    without waiting for them (no host synchronisation), and new buffers,
+    which a JAX step that donates the variables' buffers cannot take."""
+    return [keras.ops.copy(v) for v in training_variables(model)]
 
 
 @contextlib.contextmanager
@@ -74,7 +76,7 @@ def holding(model, values):
     """`model` holds the snapshot `values` inside the block, its own
     values again after it."""
     variables = training_variables(model)
-    current = [np.array(v) for v in variables]
+    current = snapshot(model)
     try:
         for variable, value in zip(variables, values):
             variable.assign(value)
