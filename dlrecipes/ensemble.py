@@ -70,13 +70,14 @@ def check_members(paths):
         raise UsageError(f"an ensemble needs at least 2 finished runs. "
                          f"Received: {len(paths)}")
     seen = {}
-    configs = []
     for path in paths:
         real = os.path.realpath(path)
         if real in seen:
             raise UsageError(f"{path} is given twice (as {seen[real]!r} "
                              "too): every member must be another run")
         seen[real] = path
+    configs = []
+    for path in paths:
         kind = path_kind(path)
         if kind is None:
             raise UsageError(f"no such directory: {path}")

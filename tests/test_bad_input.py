@@ -53,7 +53,8 @@ FILES = {
 # (id, argv, exit code, text the error line must contain, patch)
 CASES = [
     # dlrecipes itself and list
-    ("no-command", [], 2, "valid choices: list, run, tune, report, explain, bench"),
+    ("no-command", [], 2,
+     "valid choices: list, run, tune, report, explain, ensemble, bench"),
     ("unknown-command", ["frobnicate"], 2, "unknown command 'frobnicate'"),
     ("list-extra", ["list", "image"], 2, "list takes no arguments"),
     # run: names
