@@ -26,6 +26,7 @@ is there to show it.
 import datetime
 import hashlib
 import json
+import logging
 import os
 import shutil
 
@@ -188,6 +189,10 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
         raise UsageError(f"unknown combine {combine!r}; valid choices: "
                          f"{', '.join(COMBINES)}")
     configs = check_members(paths)
+    # TensorFlow warns (several lines) when it traces a predict function
+    # for the fifth model in one process (the loader's checks and the
+    # predictions below): expected here, so kept quiet.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     saved = dict(configs[0])
     saved.pop("recipe", None)
     config = config_from_dict(recipe.config_class, saved,
@@ -216,6 +221,12 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
         raise UsageError(f"--combine {combine} needs classifiers; "
                          f"{recipe.name} predicts values: use --combine "
                          "mean")
+    averaged = None
+    if parameter_average:
+        averaged = _average_parameters(models)
+        if averaged is None:
+            raise UsageError("--parameter-average needs members of one "
+                             "architecture (their weight shapes differ)")
     predictions = [np.asarray(m.predict(x, batch_size=256, verbose=0))
                    for m in models]
     figures = _classification_figures if classifier else \
@@ -241,11 +252,7 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
         metrics["combines"] = {
             c: figures(combine_predictions(predictions, c), y)[key]
             for c in COMBINES}
-    if parameter_average:
-        averaged = _average_parameters(models)
-        if averaged is None:
-            raise UsageError("--parameter-average needs members of one "
-                             "architecture (their weight shapes differ)")
+    if averaged is not None:
         pred = np.asarray(averaged.predict(x, batch_size=256, verbose=0))
         metrics[f"parameter_average_test_{key}"] = figures(pred, y)[key]
 
