@@ -13,7 +13,6 @@ the fastest backend to a checked result can be read off one table. The
 backends run one after another in one command.
 """
 
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from bench.harness import ROOT, installed
+from bench.harness import ROOT, OneLineParser, installed
 
 # recipe -> the test metric to show (and whether higher is better).
 RECIPES = {
@@ -110,7 +109,7 @@ def markdown(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bench.endtoend",
         description="default recipe runs, end to end, per backend")
     parser.add_argument("--backends", default=",".join(installed()),

@@ -30,6 +30,16 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line on stderr (`error: ...`), exit
+    2, without the usage block (no Keras here: the parent process of the
+    per-backend benchmarks never loads a backend)."""
+
+    def error(self, message):
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2)
 BACKENDS = ("tensorflow", "jax", "torch")
 TARGET = 1.10
 
@@ -176,7 +186,7 @@ def markdown(result):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m bench.harness",
         description="per-epoch cost of dlrecipes run against a bare fit")
     parser.add_argument("--backends", default=",".join(installed()),

@@ -13,10 +13,11 @@ PyTorch is the compiler's kernels (XLA:CPU against oneDNN); well above 1
 says the cost is Keras' (or ours, in the model code).
 """
 
-import argparse
 import statistics
 import sys
 import time
+
+from bench.harness import OneLineParser
 
 
 def raw_step_time(name, s, steps, repeats):
@@ -90,7 +91,7 @@ def run(models=("resnet-cifar", "resnet50", "transformer", "tcn"),
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m bench.rawjax")
+    parser = OneLineParser(prog="python -m bench.rawjax")
     parser.add_argument("--models",
                         default="resnet-cifar,resnet50,transformer,tcn")
     parser.add_argument("--steps", type=int, default=None,

@@ -207,8 +207,9 @@ def test_endtoend_refuses_an_unknown_recipe(capsys):
     with pytest.raises(SystemExit) as e:
         endtoend.main(["--recipes", "nope"])
     assert e.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "'nope'" in err and "image-classification" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    assert "'nope'" in err[0] and "image-classification" in err[0]
 
 
 def test_throughput_side_by_side_table_has_a_ratio_per_backend():
