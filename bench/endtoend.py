@@ -112,17 +112,11 @@ def main(argv=None):
     parser = OneLineParser(
         prog="python -m bench.endtoend",
         description="default recipe runs, end to end, per backend")
-    parser.add_argument("--backends", default=",".join(installed()),
-                        help="comma list (default: every installed one: "
-                        f"{', '.join(installed())})")
+    parser.add_backends()
     parser.add_argument("--recipes", default=",".join(RECIPES),
                         help=f"comma list of: {', '.join(RECIPES)}")
     args = parser.parse_args(argv)
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    unknown = [b for b in backends if b not in installed()]
-    if unknown or not backends:
-        parser.error(f"backend {(unknown or [args.backends])[0]!r} is not "
-                     f"installed; valid choices: {', '.join(installed())}")
+    backends = parser.backends(args)
     recipes = tuple(r.strip() for r in args.recipes.split(",") if r.strip())
     bad = [r for r in recipes if r not in RECIPES]
     if bad or not recipes:

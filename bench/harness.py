@@ -40,6 +40,22 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message):
         print(f"error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def add_backends(self):
+        """`--backends a,b` (default: every installed backend)."""
+        self.add_argument("--backends", default=",".join(installed()),
+                          help="comma list (default: every installed one: "
+                          f"{', '.join(installed())})")
+
+    def backends(self, args):
+        """The `--backends` of `args`, each installed (else an error)."""
+        names = tuple(b.strip() for b in args.backends.split(",")
+                      if b.strip())
+        unknown = [b for b in names if b not in installed()]
+        if unknown or not names:
+            self.error(f"backend {(unknown or [args.backends])[0]!r} is not "
+                       f"installed; valid choices: {', '.join(installed())}")
+        return names
 BACKENDS = ("tensorflow", "jax", "torch")
 TARGET = 1.10
 
@@ -189,19 +205,13 @@ def main(argv=None):
     parser = OneLineParser(
         prog="python -m bench.harness",
         description="per-epoch cost of dlrecipes run against a bare fit")
-    parser.add_argument("--backends", default=",".join(installed()),
-                        help="comma list (default: every installed one: "
-                        f"{', '.join(installed())})")
+    parser.add_backends()
     parser.add_argument("--epochs", type=int, default=5,
                         help="E: epochs timed per run (default 5)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="bare/run pairs (default 3)")
     args = parser.parse_args(argv)
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    unknown = [b for b in backends if b not in installed()]
-    if unknown or not backends:
-        parser.error(f"backend {(unknown or [args.backends])[0]!r} is not "
-                     f"installed; valid choices: {', '.join(installed())}")
+    backends = parser.backends(args)
     if args.epochs < 1:
         parser.error(f"--epochs must be >= 1. Received: {args.epochs}")
     if args.repeats < 1:
