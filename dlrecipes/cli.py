@@ -103,6 +103,7 @@ def _run_parser(recipe):
 
 
 def _cmd_run(name, argv):
+    from dlrecipes import techniques
     from dlrecipes.config import resolve_config
     from dlrecipes.recipe import get_recipe
 
@@ -111,6 +112,7 @@ def _cmd_run(name, argv):
     args = _run_parser(recipe).parse_args(argv)
     config = resolve_config(recipe.config_class, args)
     recipe.check(config)
+    techniques.check(recipe, config)
     _import_keras()  # every argument is valid: only now Keras loads
     from dlrecipes.training import run_recipe
 

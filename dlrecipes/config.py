@@ -118,6 +118,30 @@ class TrainConfig:
         1, "training steps per compiled call (fewer host round trips; "
         "batch callbacks then run every N steps)", min=1)
     distribute: bool = option(False, "data parallelism over local devices")
+    ema: float = option(
+        0.0, "keep an exponential moving average of the weights with this "
+        "momentum (Keras' use_ema; 0: off); validation, checkpoints and the "
+        "saved model use the average", min=0, max=1)
+    swa_start: float = option(
+        0.0, "stochastic weight averaging: average the weights of every "
+        "epoch from this fraction of the epochs on, batch-norm statistics "
+        "recomputed; the average is saved (0: off)", min=0, max=1)
+    snapshots: int = option(
+        0, "snapshot ensemble: N equal cycles of --schedule "
+        "cosine_restarts, each from the peak rate (no warm-up), a model "
+        "saved at each cycle's end (0: off)",
+        min=0)
+    bootstrap: bool = option(
+        False, "train on a bootstrap resample of the training split, drawn "
+        "from --seed (bagging members)")
+    teacher: str = option(
+        "", "distil from this finished run or ensemble directory (its "
+        "softened predictions are part of the loss)")
+    temperature: float = option(4.0, "distillation temperature", min=0,
+                                exclusive_min=True)
+    distill_alpha: float = option(
+        0.1, "weight of the true labels' loss against the teacher's (1: no "
+        "distillation)", min=0, max=1)
     backup_every: float = option(
         60.0, "seconds between backups of the training state (a crash "
         "repeats at most this much training; 0: after every epoch)", min=0,
@@ -243,10 +267,39 @@ def validate(config):
         raise UsageError("--reduce-lr-patience needs --schedule constant (a "
                          "schedule already sets the learning rate). "
                          f"Received: schedule={config.schedule}")
+    _check_averaging(config)
     check = getattr(config, "check", None)
     if check is not None:
         check()
     return config
+
+
+def _check_averaging(config):
+    """Weight averaging and snapshot ensembles: open intervals and cycles
+    that end on epochs (one technique at a time: `techniques.check`)."""
+    for name in ("ema", "swa_start"):
+        value = getattr(config, name, 0.0)
+        if value and not 0.0 < value < 1.0:
+            raise UsageError(f"--{_flag(name)} must be in (0, 1) (0: off). "
+                             f"Received: {name}={value}")
+    snapshots = getattr(config, "snapshots", 0)
+    if not snapshots:
+        return
+    if snapshots < 2:
+        raise UsageError("--snapshots must be >= 2 (one model per cycle of "
+                         f"--schedule cosine_restarts; 0: off). Received: "
+                         f"snapshots={snapshots}")
+    if getattr(config, "schedule", "") != "cosine_restarts":
+        raise UsageError("--snapshots needs a cyclic learning rate: "
+                         "--schedule cosine_restarts. Received: "
+                         f"schedule={config.schedule}")
+    epochs = config.epochs
+    if snapshots > epochs or epochs % snapshots:
+        raise UsageError(
+            f"--snapshots {snapshots} needs --epochs divisible by it (the "
+            f"schedule's cycles are whole epochs; --epochs {epochs} has at "
+            f"most {epochs} cycles). Received: snapshots={snapshots}, "
+            f"epochs={epochs}")
 
 
 def load_config_file(path, flag="--config"):

@@ -124,13 +124,13 @@ def combine_predictions(predictions, combine):
     return (votes + 1e-3 * mean) / (1.0 + 1e-3)
 
 
-def _classification_figures(probabilities, y):
+def classification_figures(probabilities, y):
     p = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
     return {"accuracy": float(np.mean(probabilities.argmax(-1) == y)),
             "log_loss": float(-np.mean(np.log(p)))}
 
 
-def _regression_figures(prediction, y):
+def regression_figures(prediction, y):
     err = np.asarray(prediction, "float64").reshape(len(y), -1) - \
         np.asarray(y, "float64").reshape(len(y), -1)
     return {"mae": float(np.mean(np.abs(err))),
@@ -229,8 +229,8 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
                              "architecture (their weight shapes differ)")
     predictions = [np.asarray(m.predict(x, batch_size=256, verbose=0))
                    for m in models]
-    figures = _classification_figures if classifier else \
-        _regression_figures
+    figures = classification_figures if classifier else \
+        regression_figures
     key = "accuracy" if classifier else "mae"
     higher = classifier  # accuracy up, MAE down
     members = [figures(p, y) for p in predictions]

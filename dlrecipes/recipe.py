@@ -81,6 +81,12 @@ class Recipe:
             changes one reloads the data).
         datasets: the dataset names `--dataset` accepts (for help and the
             offline-download tests); `tfds_datasets` those loaded by tfds.
+        classifier: the default `compile` (sparse categorical
+            cross-entropy on a softmax over `data.num_classes`, accuracy):
+            `--teacher` distils into it, ensembles vote.
+        engine_averaging: the engine applies `--ema`, `--swa-start` and
+            `--snapshots`; False where the recipe's own `compile` does
+            what it can (the GAN averages its generator itself).
     """
 
     name: typing.ClassVar[str] = ""
@@ -92,6 +98,8 @@ class Recipe:
     data_fields: typing.ClassVar[tuple] = ()
     datasets: typing.ClassVar[tuple] = ()
     tfds_datasets: typing.ClassVar[tuple] = ()
+    classifier: typing.ClassVar[bool] = False
+    engine_averaging: typing.ClassVar[bool] = True
 
     # ------------------------------------------------------------ contract
 

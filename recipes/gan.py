@@ -75,6 +75,7 @@ class GAN(Recipe):
     # The Fréchet distance of 1,000 samples to the validation images,
     # computed after every epoch (a GAN's losses do not rank its epochs).
     objective = ("val_fd", "min")
+    engine_averaging = False  # its --ema averages the generator
     smoke = {"epochs": 1, "width": 4, "stages": 1}
     datasets = gans.DATASETS
     tfds_datasets = gans.TFDS_DATASETS

@@ -79,6 +79,7 @@ class ImageClassification(Recipe):
     description = ("Train an image classifier on embedded digits, tfds "
                    "datasets or a folder of images.")
     objective = ("val_accuracy", "max")
+    classifier = True
     smoke = {"epochs": 1, "width": 8, "batch_size": 64}
     datasets = ("digits", *TFDS_FLIP, "folder:PATH")
     tfds_datasets = tuple(TFDS_FLIP)

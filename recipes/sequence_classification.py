@@ -128,6 +128,7 @@ class SequenceClassification(Recipe):
     # tune` searches the space below.
 
     objective = ("val_accuracy", "max")
+    classifier = True
     smoke = {"epochs": 1, "units": 8}
     search_space = {
         "model": Choice(MODELS),

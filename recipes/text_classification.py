@@ -139,6 +139,7 @@ class TextClassification(Recipe):
     # imdb_reviews; `dlrecipes tune` searches the space below.
 
     objective = ("val_accuracy", "max")
+    classifier = True
     smoke = {"epochs": 1, "dataset": "toy", "units": 8, "embedding_dim": 8,
              "sequence_length": 16, "max_tokens": 100}
     search_space = {

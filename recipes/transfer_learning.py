@@ -109,6 +109,7 @@ class TransferLearning(Recipe):
     description = ("Feature extraction or fine-tuning of a "
                    "keras.applications backbone or any saved .keras model.")
     objective = ("val_accuracy", "max")
+    classifier = True
     # Offline and fast: a random-init MobileNetV2 (alpha 0.35) on 32x32
     # digits, one head epoch then one fine-tuning epoch (both phases).
     smoke = {"backbone": "mobilenet_v2", "alpha": 0.35, "weights": "none",

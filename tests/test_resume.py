@@ -146,7 +146,7 @@ print("RESULT " + json.dumps(codes))
 # state only after its last epoch, so a kill before it resumes from the
 # start (into the same directory, with its history and best checkpoint);
 # these kill points back up after every epoch and resume from the last one.
-EVERY_EPOCH = ("saving-backup", "mid-epoch-0", "epoch-begin-2")
+EVERY_EPOCH = ("saving-backup", "mid-epoch-0", "epoch-begin-2", "saving-model")
 
 
 def _command(kill_at, runs, resume_list=None):

@@ -162,6 +162,9 @@ class SearchSpec:
                 raise UsageError(f"{flag} must be an integer >= "
                                  f"{meta['min']}. Received: "
                                  f"{f.name}={value!r}")
+        from dlrecipes import techniques
+
+        techniques.check(self.recipe, self.base)
         if self.tuner == "hyperband":
             if self.max_trials is not None:
                 raise UsageError("--max-trials does not apply to hyperband; "

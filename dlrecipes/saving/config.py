@@ -43,10 +43,10 @@ def check_config(config):
 
 def register_dlrecipes_objects():
     """Import the modules that register the dlrecipes classes a model can
-    hold (layers, learning-rate schedules) with Keras (`import dlrecipes`
-    does not), so that their `dlrecipes>Name` entries are known to the
-    checks and to Keras. Our own modules, imported whatever the file."""
-    from dlrecipes import layers, schedules  # noqa: F401
+    hold (layers, learning-rate schedules, distillation losses and metrics)
+    with Keras (`import dlrecipes` does not), so that their
+    `dlrecipes>Name` entries are known to the checks and to Keras. Our own modules, imported whatever the file."""
+    from dlrecipes import distillation, layers, schedules  # noqa: F401
     from dlrecipes.models import gan  # noqa: F401
 
 

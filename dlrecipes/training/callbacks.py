@@ -190,11 +190,17 @@ class BestCheckpoint(keras.callbacks.Callback):
     never newer than the backup a resumed run restarts from, and the
     epochs it repeats find the same best again. On small data a save costs
     a third of an epoch, and early epochs improve at almost every epoch.
+
+    `weights`: a context-manager factory under which the model holds the
+    weights to keep (`EMAWeights.applied`: the moving average; give no
+    `backup` then, since the backup holds the raw weights).
     """
 
-    def __init__(self, path, monitor, mode, backup=None, deferred=False):
+    def __init__(self, path, monitor, mode, backup=None, deferred=False,
+                 weights=None):
         super().__init__()
         self.path = path
+        self.weights = weights
         self.monitor = monitor
         self.mode = mode
         self.backup = backup
@@ -241,14 +247,25 @@ class BestCheckpoint(keras.callbacks.Callback):
                 not self._improved(value):
             return
         self.best, self.best_epoch = value, epoch
-        if self.deferred and not self._linkable(epoch):
-            self._pending = (epoch, value, snapshot(self.model))
-            return
-        # `.keras` saving writes its HDF5 part in memory and the file with
-        # Python's own writes: a full disk raises a clean `OSError`.
-        self._pending = None
-        self._save(epoch)
+        with (self.weights() if self.weights is not None
+              else contextlib.nullcontext()):
+            if self.deferred and not self._linkable(epoch):
+                self._pending = (epoch, value, snapshot(self.model))
+                return
+            # `.keras` saving writes its HDF5 part in memory and the file
+            # with Python's own writes: a full disk raises a clean
+            # `OSError`.
+            self._pending = None
+            self._save(epoch)
         self._write_state(value, epoch)
+
+    def save_current(self, epoch):
+        """Make the model as it is now the saved one, as epoch `epoch`
+        (the stochastic weight average after training)."""
+        self._pending = None
+        self._save(epoch, link=False)
+        self.best_epoch = epoch
+        self._write_state(self.best, epoch)
 
     def _linkable(self, epoch):
         folder = self.backup.latest() if self.backup is not None else None
@@ -267,13 +284,15 @@ class BestCheckpoint(keras.callbacks.Callback):
             self.best = self.best_epoch = state["epoch"] - 1
             self._write_state(self.best, self.best_epoch)
 
-    def _save(self, epoch):
+    def _save(self, epoch, link=True):
         tmp = os.path.join(os.path.dirname(self.path), ".tmp-model.keras")
         with writing(self.path, temporary=tmp):
             _remove(tmp)
-            if not self._link_backup(epoch, tmp):
+            if not (link and self._link_backup(epoch, tmp)):
                 self.model.save(tmp)
             os.replace(tmp, self.path)
+            # Two links to one file: rename(2) leaves both names in place.
+            _remove(tmp)
 
     def _link_backup(self, epoch, tmp):
         """Hard-link the backup's state of `epoch` to `tmp`; False where

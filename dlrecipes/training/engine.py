@@ -18,6 +18,8 @@ import contextlib
 import dataclasses
 import math
 
+import numpy as np
+
 from dlrecipes.lazy import import_keras, import_tensorflow_quietly
 
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
@@ -36,6 +38,8 @@ class Trained:
     model: object
     rows: list
     steps_per_epoch: int
+    teacher: object = None  # a `distill.Teacher` with --teacher
+    averager: object = None  # `EMAWeights` / `SWAWeights`, or None
 
 
 def start(config):
@@ -97,19 +101,36 @@ class EpochLogs(keras.callbacks.Callback):
 
 
 def compile_model(recipe, model, config, data, steps, overrides=None,
-                  epochs=None):
+                  epochs=None, plain=False):
     """Compile `model` through the recipe with an optimizer made from the
-    config (with a phase's `overrides`; its schedule spans `epochs`)."""
+    config (with a phase's `overrides`; its schedule spans `epochs`).
+
+    With `--ema` the optimizer keeps Keras' moving average of the weights
+    (recipes whose `engine_averaging` is on); with `--teacher` the loss is
+    `DistillationLoss` on `[label, teacher probabilities]` targets, with
+    accuracy and agreement on them, unless `plain` (the test split)."""
     phase_config = config.replace(**(overrides or {}),
                                   epochs=epochs or config.epochs)
+    ema = getattr(config, "ema", 0.0) if recipe.engine_averaging else 0.0
+    optimizer = make_optimizer(phase_config, steps, ema=ema)
+    options = dict(jit_compile=_jit(config),
+                   steps_per_execution=config.steps_per_execution)
     strategy = getattr(model, "distribute_strategy", None)  # TensorFlow
     scope = strategy.scope() if strategy is not None else \
         contextlib.nullcontext()
     with scope:
-        recipe.compile(model, config, data,
-                       make_optimizer(phase_config, steps),
-                       jit_compile=_jit(config),
-                       steps_per_execution=config.steps_per_execution)
+        if getattr(config, "teacher", "") and not plain:
+            from dlrecipes import distillation
+
+            model.compile(
+                optimizer=optimizer,
+                loss=distillation.DistillationLoss(
+                    alpha=config.distill_alpha,
+                    temperature=config.temperature),
+                metrics=[distillation.LabelAccuracy(),
+                         distillation.TeacherAgreement()], **options)
+        else:
+            recipe.compile(model, config, data, optimizer, **options)
     jit_under_jax(model, config.jit_compile)
 
 
@@ -176,8 +197,56 @@ def plan(epochs, done=0, saved_phase=0, stopped=False, diverged=False):
     return steps
 
 
+def make_averager(recipe, config):
+    """The callback behind `--ema` (`EMAWeights`) or `--swa-start`
+    (`SWAWeights`, averaging from that fraction of all the phases'
+    epochs), or None."""
+    from dlrecipes.training.averaging import EMAWeights, SWAWeights
+
+    if not recipe.engine_averaging:
+        return None
+    if getattr(config, "ema", 0.0):
+        return EMAWeights()
+    if getattr(config, "swa_start", 0.0):
+        total = recipe.total_epochs(config)
+        return SWAWeights(min(total - 1, int(config.swa_start * total)))
+    return None
+
+
+def bootstrap(data, seed):
+    """`data` whose training split is a resample with replacement of its
+    own (as many examples), drawn from `seed`: a bagging member."""
+    from dlrecipes.errors import UsageError
+    from dlrecipes.training.resume import num_rows, take
+
+    if not isinstance(data.train, tuple):
+        raise UsageError("--bootstrap needs the training split as arrays "
+                         "(the embedded datasets, mnist, folders); this "
+                         "dataset streams")
+    x, y = data.train
+    n = num_rows(y)
+    rows = np.random.default_rng([seed, 0xB0075]).integers(0, n, n)
+    return dataclasses.replace(data, train=(take(x, rows), take(y, rows)))
+
+
+def prepare_data(config, data):
+    """What `fit` sees: a bootstrap resample (`--bootstrap`), targets
+    packed with a teacher's probabilities (`--teacher`). Returns
+    `(data, teacher or None)`."""
+    if getattr(config, "bootstrap", False):
+        data = bootstrap(data, config.seed)
+    teacher = None
+    if getattr(config, "teacher", ""):
+        from dlrecipes.training import distill
+
+        teacher = distill.load_teacher(config, data)
+        data = distill.with_teacher(data, teacher)
+    return data, teacher
+
+
 def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
-          initial_epoch=0, warm_start=None, verbose=None, run_dir=None):
+          initial_epoch=0, warm_start=None, verbose=None, run_dir=None,
+          averager=None):
     """Build the recipe's model and train it through its phases.
 
     Args:
@@ -193,20 +262,29 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
         verbose: Keras' progress setting (default `config.verbose`).
         run_dir: the run directory, for the recipe's own callbacks (None
             in a tuning trial).
+        averager: the `make_averager` callback the caller also gives its
+            checkpoint (default: made here from the config).
 
     Returns:
         `Trained(model, rows, steps_per_epoch)`.
     """
     dist = dist or Distribution(config)
     monitor, mode = recipe.monitor(data)
+    if averager is None:
+        averager = make_averager(recipe, config)
     model, steps = build(recipe, config, data, dist)
+    # After the build: loading a teacher builds its layers, which would
+    # draw from the seeded generators the student's initial weights come
+    # from (`--distill-alpha 1` then trains what a plain run trains).
+    data, teacher = prepare_data(config, data)
     if warm_start:
         # Build the optimizer first so its saved state is restored too.
         model.optimizer.build(model.trainable_variables)
         model.load_weights(warm_start)
     recorder = EpochLogs()
     cbs = [*recipe.callbacks(config, data, run_dir),
-           *training_callbacks(config, monitor, mode), recorder, *callbacks]
+           *training_callbacks(config, monitor, mode), recorder,
+           *([averager] if averager is not None else []), *callbacks]
     if backup is not None:
         backup.callbacks_to_restore = [c for c in cbs if c is not backup]
     base = dict(validation_data=data.val, callbacks=cbs,
@@ -244,5 +322,9 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
         if recorder.rows and not math.isfinite(
                 recorder.rows[-1].get("loss", 0.0)):
             break  # diverged: StopOnNaN ended training
-    return Trained(model, recorder.rows, steps)
+    if hasattr(averager, "finish"):  # SWA: the mean, batch norm recomputed
+        train_x = data.train[0] if isinstance(data.train, tuple) else \
+            data.train
+        averager.finish(model, train_x, config.batch_size)
+    return Trained(model, recorder.rows, steps, teacher, averager)
 

@@ -17,6 +17,7 @@ from dlrecipes.lazy import import_keras
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
 import numpy as np
 
+from dlrecipes import techniques
 from dlrecipes.errors import RunError, UsageError
 from dlrecipes.training import plots
 from dlrecipes.training import engine
@@ -38,29 +39,41 @@ class RunResult:
     history: list
 
 
-def _callbacks(config, run_dir, monitor, mode):
+def _callbacks(config, run_dir, monitor, mode, averager=None):
     """The run directory's callbacks, `EpochBackup` after the others (with
     `--checkpoint last`, only the checkpoint that links its file comes
     after it): it saves after they have updated their state, and restores
     their counters after they reset them. None reads a value after each
-    batch: no host synchronisation per step."""
+    batch: no host synchronisation per step. With `--ema` the checkpoint
+    keeps the moving average (`averager.applied`), never a link to the
+    backup (which holds the raw weights); with `--snapshots` a model is
+    saved at each cycle's end."""
+    from dlrecipes.training.averaging import EMAWeights, SnapshotSaver
+
     cbs = [HistoryWriter(os.path.join(run_dir, "history.csv")),
            EpochTensorBoard(os.path.join(run_dir, "logs"))]
     backup = EpochBackup(os.path.join(run_dir, "backup"),
                          every=config.backup_every)
     model_path = os.path.join(run_dir, "model.keras")
+    weights = averager.applied if isinstance(averager, EMAWeights) else None
+    if getattr(config, "snapshots", 0):
+        cbs.append(SnapshotSaver(os.path.join(run_dir, "snapshots"),
+                                 config.epochs // config.snapshots))
     if config.checkpoint == "last":
         # Every epoch is kept: model.keras is linked from the backup of
         # the same epoch where there is one (after it), not saved twice;
         # between backups the last epoch waits in memory.
-        best = BestCheckpoint(model_path, "epoch", "max", backup=backup,
-                              deferred=config.backup_every > 0)
+        best = BestCheckpoint(model_path, "epoch", "max",
+                              backup=None if weights else backup,
+                              deferred=config.backup_every > 0,
+                              weights=weights)
         cbs += [backup, best]
     else:
         # Between backups the best epoch waits in memory; it is written
         # before each backup (and at the end), never after it.
         best = BestCheckpoint(model_path, monitor, mode,
-                              deferred=config.backup_every > 0)
+                              deferred=config.backup_every > 0,
+                              weights=weights)
         backup.before_save.append(best.flush)
         cbs += [best, backup]
     return cbs, best, backup
@@ -74,7 +87,7 @@ def evaluate(recipe, model, config, data):
     """Test metrics of `model` (loss and metrics from the recipe's
     `compile`), as `{"test_<name>": float}`."""
     engine.compile_model(recipe, model, config, data,
-                         engine.steps_per_epoch(data, config))
+                         engine.steps_per_epoch(data, config), plain=True)
     test = data.test
     kwargs = ({"x": test[0], "y": test[1], "batch_size": config.batch_size}
               if isinstance(test, tuple) else {"x": test})
@@ -104,6 +117,7 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     # Joins a multi-process job (JAX) before anything touches a device.
     cluster = initialize_cluster(config)
     recipe.check(config)
+    techniques.check(recipe, config)
     policy = engine.start(config)
     if data is None:
         data = recipe.load_data(config)
@@ -128,13 +142,15 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         print(f"Resuming interrupted run in {run_dir}")
     monitor, mode = recipe.monitor(data)
     backup = best = None
+    averager = engine.make_averager(recipe, config)
     try:
         callbacks, best, backup = _callbacks(config, run_dir, monitor,
-                                                 mode)
+                                             mode, averager)
         trained = engine.train(
             recipe, config, data, callbacks=callbacks, backup=backup,
             dist=dist, verbose=config.verbose if cluster.is_chief else 0,
-            run_dir=run_dir if cluster.is_chief else None)
+            run_dir=run_dir if cluster.is_chief else None,
+            averager=averager)
         model = trained.model
         # The whole history, resumed epochs too.
         rows = next(c for c in callbacks if isinstance(c, HistoryWriter)).rows
@@ -147,11 +163,18 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
         if not os.path.isfile(os.path.join(run_dir, "model.keras")):
             raise RunError(no_model_message(rows, monitor, config))
         warn_if_diverged(rows, best.best_epoch)
+        extra = _technique_figures(recipe, config, data, trained, best,
+                                   run_dir, len(rows))
         # Evaluation needs the loss and metrics, not the optimizer state
         # (which a phase may have saved for itself).
         model = recipe.restore(os.path.join(run_dir, "model.keras"), config,
                                data)
         metrics = evaluate(recipe, model, config, data)
+        metrics.update(extra)
+        if trained.teacher is not None:
+            from dlrecipes.training.distill import teacher_figures
+
+            metrics.update(teacher_figures(model, trained.teacher, data))
         metrics.update(recipe.report(model, data, run_dir, config) or {})
         plots.curves(rows, os.path.join(run_dir, "curves.png"))
         metrics.update({
@@ -195,6 +218,34 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
     if print_summary and config.verbose:
         print_run_summary(run_dir, metrics)
     return RunResult(run_dir, metrics, model, rows)
+
+
+def _technique_figures(recipe, config, data, trained, best, run_dir,
+                       epochs):
+    """With weight averaging: the model saved as `model.keras` is the
+    average (SWA: saved here, after its batch-norm pass), and the test
+    figures of the last epoch's own weights come beside it (`raw_test_*`).
+    With `--snapshots`: the snapshot ensemble, their parameter average and
+    the last snapshot."""
+    from dlrecipes.training.averaging import (SWAWeights, holding_values,
+                                              snapshot_figures,
+                                              snapshot_paths)
+
+    figures = {}
+    averager = trained.averager
+    if isinstance(averager, SWAWeights) and averager.raw is not None:
+        best.save_current(epochs - 1)
+        figures["swa_epochs"] = averager.count
+    if averager is not None and averager.raw is not None:
+        model = trained.model
+        with holding_values(averager.variables(model), averager.raw):
+            raw = evaluate(recipe, model, config, data)
+        figures.update({f"raw_{k}": v for k, v in raw.items()})
+    if getattr(config, "snapshots", 0):
+        paths = snapshot_paths(os.path.join(run_dir, "snapshots"))
+        if len(paths) >= 2:
+            figures.update(snapshot_figures(paths, data, config.batch_size))
+    return figures
 
 
 def _save_unsaved(backup, best):

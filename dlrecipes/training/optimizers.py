@@ -7,8 +7,15 @@ from dlrecipes.config import OPTIMIZERS
 from dlrecipes.errors import UsageError, choices_message
 
 
-def make_optimizer(config, steps_per_epoch):
+def make_optimizer(config, steps_per_epoch, ema=0.0):
     """A Keras optimizer from the config's optimizer and schedule fields.
+
+    With `config.snapshots` = N (a snapshot ensemble), `cosine_restarts`
+    runs N equal cycles of `epochs / N` epochs (Keras'
+    `CosineDecayRestarts` with `t_mul=1`), each ending on an epoch and
+    starting at the peak rate (the warm-up is left out). With
+    `ema` in (0, 1) the optimizer keeps Keras' moving average of the
+    weights (`use_ema=True`, `ema_momentum=ema`).
 
     `weight_decay` is decoupled weight decay (Loshchilov & Hutter) for
     `adamw`, and Keras' `weight_decay` argument for the others (applied as
@@ -18,13 +25,9 @@ def make_optimizer(config, steps_per_epoch):
     name = config.optimizer
     if name not in OPTIMIZERS:
         raise UsageError(choices_message("optimizer", name, OPTIMIZERS))
-    total_steps = max(1, int(config.epochs * steps_per_epoch))
-    # A warm-up longer than the run (e.g. a 1-epoch smoke run) is cut short.
-    warmup_steps = min(int(round(config.warmup_epochs * steps_per_epoch)),
-                       total_steps - 1)
-    lr = schedules.get(config.schedule, learning_rate=config.learning_rate,
-                       total_steps=total_steps, warmup_steps=warmup_steps)
-    common = {"learning_rate": lr}
+    common = {"learning_rate": learning_rate(config, steps_per_epoch)}
+    if ema:
+        common.update(use_ema=True, ema_momentum=float(ema))
     if config.clipnorm:
         common["clipnorm"] = config.clipnorm
     wd = config.weight_decay or None
@@ -42,3 +45,23 @@ def make_optimizer(config, steps_per_epoch):
     if name == "adagrad":
         return keras.optimizers.Adagrad(**common)
     return keras.optimizers.Adam(**common)
+
+
+def learning_rate(config, steps_per_epoch):
+    """The config's learning-rate schedule over `epochs * steps_per_epoch`
+    steps (a float for a constant rate without warm-up); see
+    `make_optimizer` for `--snapshots`."""
+    total_steps = max(1, int(config.epochs * steps_per_epoch))
+    # A warm-up longer than the run (e.g. a 1-epoch smoke run) is cut short.
+    warmup_steps = min(int(round(config.warmup_epochs * steps_per_epoch)),
+                       total_steps - 1)
+    cycles = {}
+    if getattr(config, "snapshots", 0) and config.schedule == \
+            "cosine_restarts":
+        # Every cycle starts at the peak rate: no warm-up.
+        warmup_steps = 0
+        cycles = {"t_mul": 1.0, "first_decay_steps": max(
+            1, (config.epochs // config.snapshots) * steps_per_epoch)}
+    return schedules.get(config.schedule, learning_rate=config.learning_rate,
+                         total_steps=total_steps, warmup_steps=warmup_steps,
+                         **cycles)

@@ -25,6 +25,7 @@ data given as arrays (every embedded dataset); a `tf.data` pipeline
 resumed run continues with a different order there.
 """
 
+import io
 import json
 import math
 import os
@@ -42,6 +43,7 @@ from dlrecipes.training.rundir import atomic_write_json
 WEIGHTS = "state.keras"
 OLD_WEIGHTS = "state.weights.h5"  # backups of earlier versions: still read
 STATE = "state.json"
+ARRAYS = "arrays.npz"  # callbacks' arrays (an SWA average), when any
 
 # The callbacks whose counters decide when training stops or the learning
 # rate drops; restored so a resumed run decides as the uninterrupted one.
@@ -163,12 +165,36 @@ class EpochBackup(keras.callbacks.Callback):
             for variable, value in zip(optimizer.variables if optimizer
                                        else (), fresh):
                 variable.assign(value)
+            self._restore_arrays(path)
             return
         self.model.load_weights(weights)
+        self._restore_arrays(path)
         saved = state.get("callbacks", {})
         for i, callback in enumerate(self.callbacks_to_restore):
             for name, value in saved.get(str(i), {}).items():
                 setattr(callback, name, _from_json(value))
+
+    def _keeping_arrays(self):
+        return [(i, cb) for i, cb in enumerate(self.callbacks_to_restore)
+                if hasattr(cb, "backup_arrays")]
+
+    def _arrays(self):
+        """`{"<callback index>/<k>": array}` of the callbacks that keep
+        arrays of their own (`backup_arrays()` / `restore_arrays(list)`:
+        an SWA average lives in host memory, not in a Keras variable)."""
+        return {f"{i}/{k}": np.array(a) for i, cb in self._keeping_arrays()
+                for k, a in enumerate(cb.backup_arrays())}
+
+    def _restore_arrays(self, path):
+        file = os.path.join(path, ARRAYS)
+        saved = {}
+        if os.path.isfile(file):
+            with np.load(file) as f:
+                saved = {name: f[name] for name in f.files}
+        for i, cb in self._keeping_arrays():
+            keys = sorted((int(k.split("/")[1]), k) for k in saved
+                          if k.split("/")[0] == str(i))
+            cb.restore_arrays([saved[k] for _, k in keys])
 
     # --------------------------------------------------------------- saving
 
@@ -185,7 +211,7 @@ class EpochBackup(keras.callbacks.Callback):
         if not self.due(epoch, logs):
             # Kept in memory, for `save_unsaved` after an interruption.
             self._unsaved = (epoch, self._state(epoch, logs),
-                             snapshot(self.model))
+                             snapshot(self.model), self._arrays())
             return
         self.save(epoch, logs)
         self._saved_at = time.monotonic()
@@ -197,16 +223,17 @@ class EpochBackup(keras.callbacks.Callback):
         unsaved, self._unsaved = getattr(self, "_unsaved", None), None
         if unsaved is None:
             return False
-        epoch, state, values = unsaved
+        epoch, state, values, arrays = unsaved
         with holding(self.model, values):
-            self.save(epoch, state=state)
+            self.save(epoch, state=state, arrays=arrays)
         return True
 
-    def save(self, epoch, logs=None, state=None):
+    def save(self, epoch, logs=None, state=None, arrays=None):
         """Write the state after `epoch` (0-based) and drop older ones."""
         for hook in self.before_save:
             hook()
         state = state if state is not None else self._state(epoch, logs)
+        arrays = arrays if arrays is not None else self._arrays()
         os.makedirs(self.directory, exist_ok=True)
         final = os.path.join(self.directory, f"epoch-{epoch + 1:04d}")
         tmp = os.path.join(self.directory, f".tmp-epoch-{epoch + 1:04d}")
@@ -214,6 +241,11 @@ class EpochBackup(keras.callbacks.Callback):
         with writing(final, temporary=tmp):
             os.makedirs(tmp)
             self.model.save(os.path.join(tmp, WEIGHTS))
+            if arrays:
+                buffer = io.BytesIO()
+                np.savez(buffer, **arrays)
+                with open(os.path.join(tmp, ARRAYS), "wb") as f:
+                    f.write(buffer.getvalue())
             atomic_write_json(os.path.join(tmp, STATE), state)
         if os.path.isdir(final):  # left by an earlier attempt at this epoch
             shutil.rmtree(final)

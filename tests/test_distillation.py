@@ -1,0 +1,190 @@
+"""Knowledge distillation (issue 16): `dlrecipes.distillation` (the loss on
+temperature-softened log-probabilities, its metrics) and `--teacher` runs
+from a finished run or an ensemble, with the checks a teacher must pass."""
+
+import hashlib
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+import dlrecipes
+import recipes  # noqa: F401  (registers every recipe)
+from dlrecipes.cli import main
+from dlrecipes.distillation import (DistillationLoss, LabelAccuracy,
+                                    TeacherAgreement, targets)
+
+IMAGE = "image-classification"
+TINY = ["--augment", "none", "--verbose", "0", "--epochs", "2"]
+STUDENT = ["--model", "mlp", "--width", "4", *TINY]
+
+
+def _run(out, *args):
+    assert main(["run", IMAGE, *args, "--output-dir", str(out)]) == 0
+    (run_dir,) = (out / IMAGE).iterdir()
+    return run_dir
+
+
+def _metrics(run_dir):
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def _error(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+def _softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    out = tmp_path_factory.mktemp("teacher")
+    return _run(out, "--model", "mlp", "--width", "16", *TINY)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("alpha, temperature", [(0.1, 4.0), (0.5, 1.0),
+                                                (0.0, 2.5)])
+def test_loss_is_the_softened_kl_plus_the_hard_loss(alpha, temperature):
+    rng = np.random.default_rng(0)
+    student = _softmax(rng.normal(size=(6, 5)) * 2).astype("float32")
+    teacher = _softmax(rng.normal(size=(6, 5)) * 3).astype("float32")
+    labels = rng.integers(0, 5, 6)
+    got = float(DistillationLoss(alpha, temperature)(
+        targets(labels, teacher), student))
+    # The probabilities' logs are the logits: divided by T, softmax again.
+    q_s = _softmax(np.log(student) / temperature)
+    q_t = _softmax(np.log(teacher) / temperature)
+    kl = (q_t * (np.log(q_t) - np.log(q_s))).sum(-1)
+    hard = -np.log(student[np.arange(6), labels])
+    want = np.mean(alpha * hard + (1 - alpha) * temperature ** 2 * kl)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+    # A student that is its teacher pays the hard loss alone.
+    same = float(DistillationLoss(alpha, temperature)(
+        targets(labels, student), student))
+    np.testing.assert_allclose(same, alpha * hard.mean(), rtol=1e-5,
+                               atol=1e-6)
+
+
+@pytest.mark.backends
+def test_alpha_one_is_the_plain_loss_and_the_metrics_read_the_labels():
+    rng = np.random.default_rng(1)
+    student = _softmax(rng.normal(size=(8, 4))).astype("float32")
+    teacher = _softmax(rng.normal(size=(8, 4))).astype("float32")
+    labels = rng.integers(0, 4, 8)
+    y = targets(labels, teacher)
+    plain = keras.losses.SparseCategoricalCrossentropy()(labels, student)
+    assert float(DistillationLoss(1.0, 4.0)(y, student)) == float(plain)
+    accuracy = LabelAccuracy()
+    accuracy.update_state(y, student)
+    assert float(accuracy.result()) == pytest.approx(
+        np.mean(student.argmax(-1) == labels))
+    agreement = TeacherAgreement()
+    agreement.update_state(y, student)
+    assert float(agreement.result()) == pytest.approx(
+        np.mean(student.argmax(-1) == teacher.argmax(-1)))
+
+
+def test_loss_and_metrics_serialize_and_load_safely(tmp_path):
+    loss = DistillationLoss(alpha=0.3, temperature=2.0)
+    again = DistillationLoss.from_config(loss.get_config())
+    assert (again.alpha, again.temperature) == (0.3, 2.0)
+    with pytest.raises(ValueError, match="alpha"):
+        DistillationLoss(alpha=1.5)
+    with pytest.raises(ValueError, match="temperature"):
+        DistillationLoss(temperature=0.0)
+    model = keras.Sequential([keras.Input((3,)),
+                              keras.layers.Dense(4, activation="softmax")])
+    model.compile("adam", loss=loss, metrics=[LabelAccuracy(),
+                                              TeacherAgreement()])
+    x = np.ones((8, 3), "float32")
+    model.fit(x, targets(np.zeros(8), np.full((8, 4), 0.25)), verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = dlrecipes.load_model(tmp_path / "m.keras", compile=True)
+    assert isinstance(loaded.loss, DistillationLoss)
+    assert loaded.loss.temperature == 2.0
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_student_learns_from_a_run_and_reports_the_teacher(teacher,
+                                                           tmp_path):
+    before = _digest(teacher / "model.keras")
+    weights = dlrecipes.load_model(str(teacher / "model.keras"),
+                                   compile=False).get_weights()
+    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(teacher),
+                   "--temperature", "3", "--distill-alpha", "0.2")
+    metrics = _metrics(student)
+    # The teacher is untouched, bit for bit.
+    assert _digest(teacher / "model.keras") == before
+    after = dlrecipes.load_model(str(teacher / "model.keras"),
+                                 compile=False).get_weights()
+    for a, b in zip(weights, after):
+        np.testing.assert_array_equal(a, b)
+    # Teacher and student are the right way round: the teacher's figures
+    # are its own run's, the student's parameters the small model's.
+    taught = _metrics(teacher)
+    assert metrics["teacher"] == os.path.realpath(teacher)
+    assert metrics["teacher_kind"] == "run"
+    assert metrics["teacher_params"] == taught["params"]
+    assert metrics["params"] < metrics["teacher_params"]
+    assert metrics["teacher_test_accuracy"] == pytest.approx(
+        taught["test_accuracy"], abs=1e-6)
+    assert 0.0 <= metrics["test_teacher_agreement"] <= 1.0
+    history = (student / "history.csv").read_text().splitlines()[0]
+    assert "val_agreement" in history.split(",")
+
+
+def test_alpha_one_equals_a_plain_run(teacher, tmp_path):
+    plain = _run(tmp_path / "plain", *STUDENT)
+    taught = _run(tmp_path / "alpha1", *STUDENT, "--teacher", str(teacher),
+                  "--distill-alpha", "1")
+    for a, b in zip(
+            dlrecipes.load_model(str(plain / "model.keras"),
+                                 compile=False).get_weights(),
+            dlrecipes.load_model(str(taught / "model.keras"),
+                                 compile=False).get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    assert _metrics(plain)["test_accuracy"] == \
+        _metrics(taught)["test_accuracy"]
+
+
+def test_an_ensemble_teaches(teacher, tmp_path, capsys):
+    other = _run(tmp_path / "second", "--model", "mlp", "--width", "16",
+                 *TINY, "--seed", "1")
+    assert main(["ensemble", str(teacher), str(other), "--output-dir",
+                 str(tmp_path / "ensembles")]) == 0
+    (ensemble,) = (tmp_path / "ensembles").iterdir()
+    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(ensemble))
+    metrics = _metrics(student)
+    assert metrics["teacher_kind"] == "ensemble"
+    assert metrics["teacher_test_accuracy"] == pytest.approx(
+        _metrics(ensemble)["test_accuracy"], abs=1e-6)
+
+
+def test_a_teacher_of_other_classes_or_refused_by_the_loader(
+        teacher, tmp_path, capsys):
+    out = tmp_path / "out"
+    few = _run(tmp_path / "few", "--model", "mlp", "--width", "8", *TINY,
+               "--classes", "0-4")
+    assert main(["run", IMAGE, *STUDENT, "--teacher", str(few),
+                 "--output-dir", str(out)]) == 2
+    assert "a teacher must know the student's classes" in _error(capsys)
+    hostile = tmp_path / "hostile"
+    shutil.copytree(teacher, hostile)
+    (hostile / "model.keras").write_bytes(b"PK\x03\x04 not a model")
+    assert main(["run", IMAGE, *STUDENT, "--teacher", str(hostile),
+                 "--output-dir", str(out)]) == 2
+    assert _error(capsys).startswith(f"error: --teacher: {hostile}")
+    # Nothing a later run would trust.
+    assert not (out / IMAGE).exists() or not os.listdir(out / IMAGE)
