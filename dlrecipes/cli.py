@@ -97,9 +97,57 @@ def _run_parser(recipe):
     parser.add_argument("--no-resume", action="store_true",
                         help="always start a new run directory instead of "
                         "resuming an interrupted run of the same config")
+    parser.add_argument("--seeds", default="",
+                        help="train one run per seed (comma-separated, e.g. "
+                        "0,1,2; replaces --seed), one after the other")
+    parser.add_argument("--ensemble", action="store_true",
+                        help="with --seeds: combine the runs into an "
+                        "ensemble (as `dlrecipes ensemble` does)")
+    parser.add_argument("--combine", default="mean",
+                        help="with --ensemble: mean, vote or geometric "
+                        "(default mean)")
+    parser.add_argument("--ensemble-dir", default="ensembles",
+                        help="with --ensemble: where ensembles/<id>/ goes "
+                        "(default ensembles)")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks")
     return parser
+
+
+def _seeds(args):
+    """The `--seeds` list; UsageError (one line) for a bad one, or for
+    `--ensemble` options without two seeds."""
+    from dlrecipes.config import MAX_SEED
+    from dlrecipes.ensemble import COMBINES
+
+    seeds = []
+    for part in filter(None, (p.strip() for p in args.seeds.split(","))):
+        try:
+            seed = int(part)
+        except ValueError:
+            raise UsageError(f"--seeds expects comma-separated integers, "
+                             f"e.g. 0,1,2. Received: seeds={args.seeds!r}") \
+                from None
+        if not 0 <= seed <= MAX_SEED:
+            raise UsageError(f"--seeds: every seed must be in [0, "
+                             f"{MAX_SEED}]. Received: {seed}")
+        if seed in seeds:
+            raise UsageError(f"--seeds: seed {seed} is given twice (the "
+                             "same seed trains the same run)")
+        seeds.append(seed)
+    if args.seeds and not seeds:
+        raise UsageError("--seeds expects comma-separated integers, e.g. "
+                         f"0,1,2. Received: seeds={args.seeds!r}")
+    if args.ensemble and len(seeds) < 2:
+        raise UsageError("--ensemble needs at least 2 seeds to combine "
+                         f"(e.g. --seeds 0,1,2). Received: "
+                         f"seeds={args.seeds!r}")
+    if args.combine not in COMBINES:
+        raise UsageError(f"unknown combine {args.combine!r}; valid choices: "
+                         f"{', '.join(COMBINES)}")
+    if args.ensemble:
+        _check_output_dir(args.ensemble_dir, "--ensemble-dir")
+    return seeds
 
 
 def _cmd_run(name, argv):
@@ -113,11 +161,53 @@ def _cmd_run(name, argv):
     config = resolve_config(recipe.config_class, args)
     recipe.check(config)
     techniques.check(recipe, config)
+    seeds = _seeds(args)
+    if args.ensemble and not recipe.classifier and args.combine != "mean":
+        raise UsageError(f"--combine {args.combine} needs classifiers; "
+                         f"{recipe.name} predicts values: use --combine "
+                         "mean")
     _import_keras()  # every argument is valid: only now Keras loads
     from dlrecipes.training import run_recipe
 
+    if seeds:
+        return _run_seeds(recipe, config, seeds, args)
     result = run_recipe(recipe, config, resume=not args.no_resume)
     return 0 if result.metrics else 1
+
+
+def _run_seeds(recipe, config, seeds, args):
+    """One run per seed, one after the other, then (with --ensemble) their
+    ensemble. Interrupted, the same command resumes the seed it was
+    training (the seeds before it are trained again: a finished run is
+    never reused)."""
+    import numpy as np
+
+    from dlrecipes.training import run_recipe
+
+    results = []
+    for seed in seeds:
+        if config.verbose:
+            print(f"\n== seed {seed} ({len(results) + 1} of {len(seeds)}) ==")
+        results.append(run_recipe(recipe, config.replace(seed=seed),
+                                  resume=not args.no_resume))
+    key = next((k for k in ("test_accuracy", "test_mae", "test_loss")
+                if all(k in r.metrics for r in results)), None)
+    if key is not None:
+        values = [r.metrics[key] for r in results]
+        print(f"\n{key} over seeds {','.join(map(str, seeds))}: "
+              f"{np.mean(values):.4f} +/- {np.std(values):.4f} "
+              f"({', '.join(f'{v:.4f}' for v in values)})")
+    for r in results:
+        print(f"run directory: {r.run_dir}")
+    if not args.ensemble:
+        return 0
+    from dlrecipes.ensemble import build_ensemble
+
+    directory, metrics = build_ensemble(
+        [r.run_dir for r in results], recipe, args.combine,
+        args.ensemble_dir)
+    _print_ensemble(directory, metrics)
+    return 0
 
 
 def _cmd_report(argv):
@@ -242,12 +332,12 @@ def _cmd_ensemble(argv):
     return 0
 
 
-def _check_output_dir(path):
+def _check_output_dir(path, flag="--output-dir"):
     from dlrecipes.paths import path_kind
 
     kind = path_kind(path)
     if kind is not None and kind != "a directory":
-        raise UsageError(f"--output-dir {path} is {kind}, not a directory")
+        raise UsageError(f"{flag} {path} is {kind}, not a directory")
 
 
 def _print_ensemble(directory, metrics):

@@ -201,3 +201,37 @@ def test_three_lenets_ensemble_beats_its_members(tmp_path, capsys):
     assert metrics["test_accuracy"] >= metrics["member_best_test_accuracy"]
     assert metrics["test_accuracy"] >= mean + 0.005
     assert metrics["parameter_average_test_accuracy"] < mean
+
+
+def test_seeds_train_members_and_combine_them(tmp_path, capsys):
+    runs, ensembles = tmp_path / "runs", tmp_path / "ensembles"
+    assert main(["run", IMAGE, *TINY, "--seeds", "0,1", "--ensemble",
+                 "--bootstrap", "--output-dir", str(runs),
+                 "--ensemble-dir", str(ensembles)]) == 0
+    printed = capsys.readouterr().out
+    assert "test_accuracy over seeds 0,1:" in printed
+    (directory,) = ensembles.iterdir()
+    record = json.loads((directory / "members.json").read_text())
+    assert [m["seed"] for m in record["members"]] == [0, 1]
+    for member in record["members"]:
+        config = json.loads(open(os.path.join(member["run_dir"],
+                                              "config.json")).read())
+        assert config["bootstrap"] is True
+    metrics = json.loads((directory / "metrics.json").read_text())
+    assert metrics["members"] == 2
+
+
+def test_bootstrap_resamples_the_training_split_by_seed():
+    from dlrecipes.data.description import Data
+    from dlrecipes.training.engine import bootstrap
+
+    x = np.arange(200).reshape(100, 2)
+    y = np.arange(100)
+    data = Data(train=(x, y), val=None, test=None, input_shape=(2,))
+    a, b = bootstrap(data, 0), bootstrap(data, 1)
+    assert len(a.train[1]) == 100
+    np.testing.assert_array_equal(a.train[0][:, 0] // 2, a.train[1])
+    np.testing.assert_array_equal(a.train[1], bootstrap(data, 0).train[1])
+    assert not np.array_equal(a.train[1], b.train[1])
+    # With replacement: about 1 - 1/e of the examples, some twice.
+    assert 50 < len(np.unique(a.train[1])) < 80
