@@ -61,23 +61,40 @@ def load_teacher(config, data):
     return Teacher(path, kind, model, int(model.count_params()))
 
 
-def _arrays(split, what):
-    if not isinstance(split, tuple):
-        raise UsageError(f"--teacher needs the {what} split as arrays (the "
-                         "embedded datasets, mnist, folders of images); "
-                         "this dataset streams")
-    return split
+def _streamed(split, teacher, what):
+    """A `tf.data` split of `(x, y)` batches whose targets are packed as
+    the batches stream (the teacher runs inside the pipeline: TensorFlow
+    only)."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or not hasattr(split, "map"):
+        raise UsageError(f"--teacher needs the {what} split as arrays, or "
+                         "a tf.data pipeline under TensorFlow; this one "
+                         "cannot be given the teacher's predictions")
+    import tensorflow as tf
+
+    model = teacher.model
+
+    def pack(x, y):
+        probs = tf.cast(model(x, training=False), "float32")
+        labels = tf.cast(tf.reshape(y, [-1, 1]), "float32")
+        return x, tf.concat([labels, probs], axis=1)
+
+    return split.map(pack)
 
 
 def with_teacher(data, teacher, batch_size=256):
     """`data` with the training and validation targets packed as
-    `[label, teacher probabilities]` rows."""
+    `[label, teacher probabilities]` rows: computed once for arrays,
+    batch by batch for a `tf.data` pipeline (text)."""
     from dlrecipes.distillation import targets
 
     def pack(split, what):
         if split is None:
             return None
-        x, y = _arrays(split, what)
+        if not isinstance(split, tuple):
+            return _streamed(split, teacher, what)
+        x, y = split
         probs = teacher.model.predict(x, batch_size=batch_size, verbose=0)
         return x, targets(y, probs)
 
@@ -88,12 +105,16 @@ def with_teacher(data, teacher, batch_size=256):
 def teacher_figures(student, teacher, data):
     """`metrics.json` entries: the teacher's test accuracy and size, and
     how often the student's test predictions agree with it."""
-    from dlrecipes.training.reports import test_arrays
-
-    x, y = test_arrays(data)
+    if isinstance(data.test, tuple):
+        x, y = data.test
+        kwargs = {"batch_size": 256}
+    else:  # a tf.data pipeline (strings): fed as it is, in its order
+        x = data.test
+        y = np.concatenate([np.asarray(yb) for _, yb in data.test])
+        kwargs = {}
     y = np.asarray(y).reshape(-1)
-    t = np.asarray(teacher.model.predict(x, batch_size=256, verbose=0))
-    s = np.asarray(student.predict(x, batch_size=256, verbose=0))
+    t = np.asarray(teacher.model.predict(x, verbose=0, **kwargs))
+    s = np.asarray(student.predict(x, verbose=0, **kwargs))
     return {
         "teacher": os.path.realpath(teacher.path),
         "teacher_kind": teacher.kind,
