@@ -26,7 +26,9 @@ USAGE = """dlrecipes COMMAND ...
 
 commands:
   list                          the registered recipes
-  run RECIPE [--FLAG VALUE ...] train one recipe (RECIPE --help: its flags)
+  run RECIPE [--FLAG VALUE ...] train one recipe (RECIPE --help: its flags);
+                                --seeds 0,1,2 [--ensemble]: one run per
+                                seed, then their ensemble
   tune RECIPE [...]             search a recipe's hyperparameters
   report DIR                    print a run's or a search's summary again;
                                 under runs/: the unfinished runs, with how
@@ -162,6 +164,9 @@ def _cmd_run(name, argv):
     recipe.check(config)
     techniques.check(recipe, config)
     seeds = _seeds(args)
+    if args.ensemble and not recipe.engine_averaging:
+        raise UsageError(f"--ensemble is not available for {recipe.name} "
+                         "(it trains with its own train_step)")
     if args.ensemble and not recipe.classifier and args.combine != "mean":
         raise UsageError(f"--combine {args.combine} needs classifiers; "
                          f"{recipe.name} predicts values: use --combine "
@@ -190,6 +195,8 @@ def _run_seeds(recipe, config, seeds, args):
             print(f"\n== seed {seed} ({len(results) + 1} of {len(seeds)}) ==")
         results.append(run_recipe(recipe, config.replace(seed=seed),
                                   resume=not args.no_resume))
+    if any(r.run_dir is None for r in results):
+        return 0  # a worker of a multi-process job: the chief reports
     key = next((k for k in ("test_accuracy", "test_mae", "test_loss")
                 if all(k in r.metrics for r in results)), None)
     if key is not None:

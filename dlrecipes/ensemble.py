@@ -124,7 +124,23 @@ def combine_predictions(predictions, combine):
     return (votes + 1e-3 * mean) / (1.0 + 1e-3)
 
 
+def is_classifier(y, out_shape, num_classes):
+    """Whether integer labels `y` `(n, ...)` are classes of outputs of
+    shape `out_shape` (class probabilities last): one label per example,
+    or one per pixel (segmentation)."""
+    y = np.asarray(y)
+    out_shape = tuple(out_shape)
+    return bool(num_classes) and y.dtype.kind in "iu" and \
+        out_shape[-1:] == (num_classes,) and \
+        tuple(y.shape[1:]) == out_shape[:-1]
+
+
 def classification_figures(probabilities, y):
+    """Accuracy and log loss of class probabilities `(n, ..., C)` against
+    integer labels `(n, ...)` (per pixel for a segmentation)."""
+    probabilities = np.asarray(probabilities)
+    probabilities = probabilities.reshape(-1, probabilities.shape[-1])
+    y = np.asarray(y).reshape(-1).astype(int)
     p = np.clip(probabilities[np.arange(len(y)), y], 1e-12, 1.0)
     return {"accuracy": float(np.mean(probabilities.argmax(-1) == y)),
             "log_loss": float(-np.mean(np.log(p)))}
@@ -215,8 +231,7 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
     data = recipe.load_data(config)
     x, y = test_arrays(data)
     y = np.asarray(y)
-    classifier = bool(data.num_classes) and y.ndim == 1 and \
-        y.dtype.kind in "iu" and out_shape == (data.num_classes,)
+    classifier = is_classifier(y, out_shape, data.num_classes)
     if not classifier and combine != "mean":
         raise UsageError(f"--combine {combine} needs classifiers; "
                          f"{recipe.name} predicts values: use --combine "
@@ -273,8 +288,8 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
         if classifier:
             n = data.num_classes
             cm = np.zeros((n, n), dtype=int)
-            np.add.at(cm, (y.astype(int), combine_predictions(
-                predictions, combine).argmax(-1)), 1)
+            np.add.at(cm, (y.astype(int).reshape(-1), combine_predictions(
+                predictions, combine).argmax(-1).reshape(-1)), 1)
             plots.confusion_matrix(cm, data.class_names or range(n),
                                    os.path.join(tmp, "confusion.png"))
         atomic_write_json(os.path.join(tmp, "metrics.json"), metrics)

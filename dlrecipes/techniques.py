@@ -10,11 +10,10 @@ import json
 import os
 
 from dlrecipes.errors import UsageError
+from dlrecipes.recipe import get_recipe, list_recipes
 
 
 def classifier_recipes():
-    from dlrecipes.recipe import get_recipe, list_recipes
-
     return [name for name in list_recipes() if get_recipe(name).classifier]
 
 
@@ -49,6 +48,11 @@ def check(recipe, config):
                 f"({', '.join(classifier_recipes())}); {recipe.name} does "
                 "not predict classes")
         teacher_kind(teacher)
+        made_by = (teacher_config(teacher) or {}).get("recipe")
+        if made_by in list_recipes() and not get_recipe(made_by).classifier:
+            raise UsageError(f"--teacher {teacher} was trained by "
+                             f"{made_by}, which does not predict classes: a "
+                             "teacher must be a classifier")
 
 
 def teacher_kind(path):

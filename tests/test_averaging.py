@@ -107,20 +107,46 @@ def test_snapshot_cycles_restart_at_the_peak_on_epoch_boundaries():
     assert all(a > b for a, b in zip(lr[:9], lr[1:10]))
 
 
-def test_ema_run_reports_the_average_beside_the_raw_weights(tmp_path):
-    run_dir = _run(tmp_path / "ema", "--epochs", "2", "--ema", "0.9")
-    metrics = _metrics(run_dir)
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """`flags -> run directory` of uninterrupted runs, each trained once
+    (`--backup-every` does not change what a run trains)."""
+    made = {}
+
+    def run(*flags):
+        if flags not in made:
+            out = tmp_path_factory.mktemp("whole")
+            made[flags] = _run(out, *flags)
+        return made[flags]
+    return run
+
+
+def _averaged(flags):
+    """`flags` without `--backup-every` and its value."""
+    flags = list(flags)
+    if "--backup-every" in flags:
+        i = flags.index("--backup-every")
+        del flags[i:i + 2]
+    return tuple(flags)
+
+
+def test_ema_run_reports_the_average_beside_the_raw_weights(uninterrupted):
+    metrics = _metrics(uninterrupted("--epochs", "3", "--dropout", "0",
+                                     "--ema", "0.9"))
     assert {"test_accuracy", "raw_test_accuracy", "raw_test_loss"} <= \
         set(metrics)
     assert metrics["raw_test_loss"] != metrics["test_loss"]
 
 
+# No backup before the interruption: the finished epochs (weights,
+# optimizer, SWA mean) and the averaged model.keras wait in memory and are
+# written on the way out (the backup every epoch writes the same files).
 @pytest.mark.parametrize("flags, stop_at", [
-    (["--ema", "0.9"], 1),
-    (["--swa-start", "0.3"], 2),
+    (["--ema", "0.9", "--backup-every", "3600"], 2),
+    (["--swa-start", "0.3", "--backup-every", "3600"], 2),
 ], ids=["ema", "swa"])
 def test_interrupted_average_resumes_exactly(flags, stop_at, tmp_path,
-                                             monkeypatch):
+                                             monkeypatch, uninterrupted):
     """Ctrl-C at the start of an epoch (the finished epochs are written,
     the moving average with the optimizer, the SWA mean in the backup's
     arrays); the same command again ends with the weights and figures of
@@ -129,7 +155,7 @@ def test_interrupted_average_resumes_exactly(flags, stop_at, tmp_path,
     # (dlrecipes/training/resume.py), so only a model without one resumes
     # bit for bit.
     args = ["--epochs", "3", "--dropout", "0", *flags]
-    whole = _run(tmp_path / "whole", *args)
+    whole = uninterrupted(*_averaged(args))
 
     original = EpochTensorBoard.on_epoch_begin
 
@@ -179,7 +205,7 @@ def test_swa_run_saves_the_average_with_batch_norm_recomputed(tmp_path):
 
 def test_snapshot_run_saves_one_model_per_cycle(tmp_path):
     run_dir = _run(tmp_path / "snap", "--epochs", "4", "--snapshots", "2",
-                   "--schedule", "cosine_restarts")
+                   "--schedule", "cosine_restarts", "--checkpoint", "last")
     assert sorted(os.listdir(run_dir / "snapshots")) == [
         "epoch-0002.keras", "epoch-0004.keras"]
     metrics = _metrics(run_dir)
@@ -191,3 +217,22 @@ def test_snapshot_run_saves_one_model_per_cycle(tmp_path):
     for key in ("snapshot_ensemble_test_accuracy",
                 "snapshot_average_test_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
+
+
+def test_dense_predictions_are_scored_per_pixel():
+    """Segmentation snapshots and ensembles: labels `(n, H, W)`,
+    probabilities `(n, H, W, C)`."""
+    from dlrecipes.ensemble import classification_figures, is_classifier
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=(4, 5, 6))
+    probs = rng.random((4, 5, 6, 3))
+    probs /= probs.sum(-1, keepdims=True)
+    assert is_classifier(y, probs.shape[1:], 3)
+    assert not is_classifier(y, probs.shape[1:], 4)
+    assert not is_classifier(y.astype("float32"), probs.shape[1:], 3)
+    figures = classification_figures(probs, y)
+    assert figures["accuracy"] == pytest.approx(
+        np.mean(probs.argmax(-1) == y))
+    picked = np.take_along_axis(probs, y[..., None], -1)
+    assert figures["log_loss"] == pytest.approx(-np.mean(np.log(picked)))

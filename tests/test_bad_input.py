@@ -137,6 +137,8 @@ CASES = [
      "every seed must be in [0, 4294967295]"),
     ("ensemble-one-seed", IC + ["--seeds", "3", "--ensemble"], 2,
      "--ensemble needs at least 2 seeds"),
+    ("ensemble-gan", ["run", "gan", "--seeds", "0,1", "--ensemble"], 2,
+     "--ensemble is not available for gan"),
     ("ensemble-no-seeds", IC + ["--ensemble"], 2,
      "--ensemble needs at least 2 seeds"),
     ("ensemble-vote-regression", TS + ["--seeds", "0,1", "--ensemble",

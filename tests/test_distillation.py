@@ -5,6 +5,7 @@ from a finished run or an ensemble, with the checks a teacher must pass."""
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 
 import keras
@@ -44,10 +45,11 @@ def _softmax(z):
     return e / e.sum(-1, keepdims=True)
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    out = tmp_path_factory.mktemp("teacher")
-    return _run(out, "--model", "mlp", "--width", "16", *TINY)
+@pytest.fixture
+def teacher(main_job_run):
+    """The README's main job (the default ResNet, trained once per
+    session) teaches."""
+    return pathlib.Path(main_job_run)
 
 
 @pytest.mark.backends
@@ -117,46 +119,42 @@ def _digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_student_learns_from_a_run_and_reports_the_teacher(teacher,
-                                                           tmp_path):
+def test_alpha_one_equals_a_plain_run_and_the_teacher_is_untouched(
+        teacher, tmp_path):
+    """`--distill-alpha 1` trains a plain run's weights bit for bit (the
+    student's initial weights, data order and hard loss are a plain
+    run's); the teacher's file and weights are the same before and after;
+    teacher and student are the right way round in `metrics.json`."""
     before = _digest(teacher / "model.keras")
     weights = dlrecipes.load_model(str(teacher / "model.keras"),
                                    compile=False).get_weights()
-    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(teacher),
-                   "--temperature", "3", "--distill-alpha", "0.2")
-    metrics = _metrics(student)
-    # The teacher is untouched, bit for bit.
+    plain = _run(tmp_path / "plain", *STUDENT)
+    student = _run(tmp_path / "alpha1", *STUDENT, "--teacher", str(teacher),
+                   "--distill-alpha", "1")
+    for a, b in zip(
+            dlrecipes.load_model(str(plain / "model.keras"),
+                                 compile=False).get_weights(),
+            dlrecipes.load_model(str(student / "model.keras"),
+                                 compile=False).get_weights()):
+        np.testing.assert_array_equal(a, b)  # bit for bit on a CPU
+    assert _metrics(plain)["test_accuracy"] == \
+        _metrics(student)["test_accuracy"]
     assert _digest(teacher / "model.keras") == before
     after = dlrecipes.load_model(str(teacher / "model.keras"),
                                  compile=False).get_weights()
     for a, b in zip(weights, after):
         np.testing.assert_array_equal(a, b)
-    # Teacher and student are the right way round: the teacher's figures
-    # are its own run's, the student's parameters the small model's.
-    taught = _metrics(teacher)
+    # The teacher's figures are its own run's, the student's parameters
+    # the small model's: a swapped pair fails here.
+    metrics, taught = _metrics(student), _metrics(teacher)
     assert metrics["teacher"] == os.path.realpath(teacher)
     assert metrics["teacher_kind"] == "run"
     assert metrics["teacher_params"] == taught["params"]
+    assert metrics["params"] == _metrics(plain)["params"]
     assert metrics["params"] < metrics["teacher_params"]
     assert metrics["teacher_test_accuracy"] == pytest.approx(
         taught["test_accuracy"], abs=1e-6)
     assert 0.0 <= metrics["test_teacher_agreement"] <= 1.0
-    history = (student / "history.csv").read_text().splitlines()[0]
-    assert "val_agreement" in history.split(",")
-
-
-def test_alpha_one_equals_a_plain_run(teacher, tmp_path):
-    plain = _run(tmp_path / "plain", *STUDENT)
-    taught = _run(tmp_path / "alpha1", *STUDENT, "--teacher", str(teacher),
-                  "--distill-alpha", "1")
-    for a, b in zip(
-            dlrecipes.load_model(str(plain / "model.keras"),
-                                 compile=False).get_weights(),
-            dlrecipes.load_model(str(taught / "model.keras"),
-                                 compile=False).get_weights()):
-        np.testing.assert_array_equal(a, b)  # bit for bit on a CPU
-    assert _metrics(plain)["test_accuracy"] == \
-        _metrics(taught)["test_accuracy"]
 
 
 def test_an_ensemble_teaches(teacher, tmp_path, capsys):
@@ -165,11 +163,16 @@ def test_an_ensemble_teaches(teacher, tmp_path, capsys):
     assert main(["ensemble", str(teacher), str(other), "--output-dir",
                  str(tmp_path / "ensembles")]) == 0
     (ensemble,) = (tmp_path / "ensembles").iterdir()
-    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(ensemble))
+    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(ensemble),
+                   "--temperature", "3", "--distill-alpha", "0.2")
     metrics = _metrics(student)
     assert metrics["teacher_kind"] == "ensemble"
     assert metrics["teacher_test_accuracy"] == pytest.approx(
         _metrics(ensemble)["test_accuracy"], abs=1e-6)
+    # Trained on the distillation loss: agreement with the teacher is
+    # logged for training and validation.
+    header = (student / "history.csv").read_text().splitlines()[0]
+    assert {"agreement", "val_agreement"} <= set(header.split(","))
 
 
 def test_a_teacher_of_other_classes_or_refused_by_the_loader(
@@ -186,5 +189,15 @@ def test_a_teacher_of_other_classes_or_refused_by_the_loader(
     assert main(["run", IMAGE, *STUDENT, "--teacher", str(hostile),
                  "--output-dir", str(out)]) == 2
     assert _error(capsys).startswith(f"error: --teacher: {hostile}")
+    # A run of a recipe that does not classify.
+    config = json.loads((teacher / "config.json").read_text())
+    (hostile / "model.keras").write_bytes(
+        (teacher / "model.keras").read_bytes())
+    (hostile / "config.json").write_text(json.dumps(
+        {**config, "recipe": "autoencoder"}))
+    assert main(["run", IMAGE, *STUDENT, "--teacher", str(hostile),
+                 "--output-dir", str(out)]) == 2
+    assert "was trained by autoencoder, which does not predict classes" in \
+        _error(capsys)
     # Nothing a later run would trust.
     assert not (out / IMAGE).exists() or not os.listdir(out / IMAGE)

@@ -208,3 +208,11 @@ def test_bootstrap_resamples_the_training_split_by_seed():
     assert not np.array_equal(a.train[1], b.train[1])
     # With replacement: about 1 - 1/e of the examples, some twice.
     assert 50 < len(np.unique(a.train[1])) < 80
+    # What the engine fits with --bootstrap (and only with it).
+    from dlrecipes.config import TrainConfig
+    from dlrecipes.training.engine import prepare_data
+
+    fitted, _ = prepare_data(TrainConfig(bootstrap=True), data)
+    np.testing.assert_array_equal(fitted.train[1], a.train[1])
+    plain, _ = prepare_data(TrainConfig(), data)
+    assert plain.train is data.train

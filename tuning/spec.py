@@ -165,6 +165,9 @@ class SearchSpec:
         from dlrecipes import techniques
 
         techniques.check(self.recipe, self.base)
+        if self.tuner == "hyperband" and getattr(self.base, "snapshots", 0):
+            raise UsageError("--snapshots does not go with --tuner "
+                             "hyperband (its brackets cut the cycles short)")
         if self.tuner == "hyperband":
             if self.max_trials is not None:
                 raise UsageError("--max-trials does not apply to hyperband; "

@@ -242,7 +242,8 @@ def snapshot_figures(paths, data, batch_size):
     and the last snapshot, as `metrics.json` entries."""
     import dlrecipes
     from dlrecipes.ensemble import (classification_figures,
-                                    combine_predictions, regression_figures)
+                                    combine_predictions, is_classifier,
+                                    regression_figures)
     from dlrecipes.training.reports import test_arrays
 
     # TensorFlow warns (several lines) when it traces a predict function
@@ -253,8 +254,8 @@ def snapshot_figures(paths, data, batch_size):
     models = [dlrecipes.load_model(p, compile=False) for p in paths]
     predictions = [np.asarray(m.predict(x, batch_size=256, verbose=0))
                    for m in models]
-    classifier = bool(data.num_classes) and y.ndim == 1 and \
-        y.dtype.kind in "iu"
+    classifier = is_classifier(y, predictions[0].shape[1:],
+                               data.num_classes)
     figures = classification_figures if classifier else regression_figures
     key = "accuracy" if classifier else "mae"
     averaged = models[-1]

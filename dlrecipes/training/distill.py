@@ -46,6 +46,9 @@ def load_teacher(config, data):
                                      compile=False)
     except UsageError as e:  # refused by the safe loader, or unreadable
         raise UsageError(f"--teacher: {e}") from None
+    if len(getattr(model, "outputs", None) or ()) != 1:
+        raise UsageError(f"--teacher {path}: its model has no single output "
+                         "of class probabilities")
     outputs = tuple(model.outputs[0].shape[1:])
     if outputs != (data.num_classes,):
         raise UsageError(

@@ -59,15 +59,21 @@ def _callbacks(config, run_dir, monitor, mode, averager=None):
     if getattr(config, "snapshots", 0):
         cbs.append(SnapshotSaver(os.path.join(run_dir, "snapshots"),
                                  config.epochs // config.snapshots))
-    if config.checkpoint == "last":
+    if config.checkpoint == "last" and weights is None:
         # Every epoch is kept: model.keras is linked from the backup of
         # the same epoch where there is one (after it), not saved twice;
         # between backups the last epoch waits in memory.
+        best = BestCheckpoint(model_path, "epoch", "max", backup=backup,
+                              deferred=config.backup_every > 0)
+        cbs += [backup, best]
+    elif config.checkpoint == "last":
+        # The moving average: its own save (the backup holds the raw
+        # weights), written before each backup as the best epoch is.
         best = BestCheckpoint(model_path, "epoch", "max",
-                              backup=None if weights else backup,
                               deferred=config.backup_every > 0,
                               weights=weights)
-        cbs += [backup, best]
+        backup.before_save.append(best.flush)
+        cbs += [best, backup]
     else:
         # Between backups the best epoch waits in memory; it is written
         # before each backup (and at the end), never after it.
@@ -129,7 +135,8 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
             # to restore the same backup.
             run_dir, resumed = create_run_dir(
                 config.output_dir, recipe.name, config.to_dict(),
-                resume=resume and not cluster.multi_process)
+                resume=resume and not cluster.multi_process,
+                defaults=type(config)().to_dict())
         except BaseException:
             dist.close()
             raise

@@ -92,7 +92,8 @@ def _read_config(run_dir):
     return saved if isinstance(saved, dict) else None
 
 
-def find_resumable(recipe_dir, config_dict, ignore=PRESENTATION_FIELDS):
+def find_resumable(recipe_dir, config_dict, ignore=PRESENTATION_FIELDS,
+                   defaults=None):
     """The newest unfinished, unlocked run of the same config, or None.
 
     Args:
@@ -101,6 +102,9 @@ def find_resumable(recipe_dir, config_dict, ignore=PRESENTATION_FIELDS):
         ignore: fields that do not change the trained model (verbosity,
             output directory): a run killed under one value resumes under
             another.
+        defaults: the config class's default values: a field a run saved
+            by an earlier version lacks is taken as its default (so a run
+            interrupted before an upgrade that added a field resumes).
     """
     if not os.path.isdir(recipe_dir):
         return None
@@ -113,6 +117,9 @@ def find_resumable(recipe_dir, config_dict, ignore=PRESENTATION_FIELDS):
         if locks.held_by_other(os.path.join(run_dir, LOCK)):
             continue
         saved = _read_config(run_dir)
+        if saved is not None and defaults:
+            saved = {**{k: v for k, v in defaults.items() if k != "recipe"},
+                     **saved}
         if saved is not None and \
                 _training_settings(saved, ignore) == wanted:
             return run_dir
@@ -182,7 +189,8 @@ def _check_writable(path):
         raise UsageError(f"output directory is not writable: {path}")
 
 
-def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
+def create_run_dir(output_dir, recipe_name, config_dict, resume=True,
+                   defaults=None):
     """Create (or, with `resume`, reuse) a run directory; returns (path, resumed).
 
     Two runs started in the same second get different directories: the
@@ -191,7 +199,7 @@ def create_run_dir(output_dir, recipe_name, config_dict, resume=True):
     recipe_dir = os.path.join(output_dir, recipe_name)
     _check_writable(recipe_dir)
     if resume:
-        found = find_resumable(recipe_dir, config_dict)
+        found = find_resumable(recipe_dir, config_dict, defaults=defaults)
         if found:
             try:
                 lock(found)
