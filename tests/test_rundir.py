@@ -34,6 +34,20 @@ def test_resume_finds_unfinished_run_of_same_config_only(tmp_path):
     assert rundir.find_resumable(str(tmp_path / "r"), {"epochs": 3}) is None
 
 
+def test_a_run_saved_before_a_field_existed_resumes_at_its_default(
+        tmp_path):
+    run, _ = rundir.create_run_dir(str(tmp_path), "r", {"epochs": 3},
+                                   resume=False)
+    rundir.unlock(run)
+    now = {"epochs": 3, "ema": 0.0}  # a field added since
+    assert rundir.find_resumable(str(tmp_path / "r"), now) is None
+    assert rundir.find_resumable(str(tmp_path / "r"), now,
+                                 defaults={"epochs": 10, "ema": 0.0}) == run
+    # Asking for another value than the default starts a new run.
+    assert rundir.find_resumable(str(tmp_path / "r"), {**now, "ema": 0.9},
+                                 defaults={"epochs": 10, "ema": 0.0}) is None
+
+
 def test_locked_run_is_not_picked_up_by_a_second_process(tmp_path):
     run, _ = rundir.create_run_dir(str(tmp_path), "r", {"epochs": 3},
                                    resume=False)
