@@ -181,8 +181,8 @@ def test_interrupted_average_resumes_exactly(flags, stop_at, tmp_path,
 
 
 def test_swa_run_saves_the_average_with_batch_norm_recomputed(tmp_path):
-    run_dir = _run(tmp_path / "swa", "--model", "resnet", "--epochs", "2",
-                   "--swa-start", "0.5")
+    run_dir = _run(tmp_path / "swa", "--model", "resnet", "--stages", "1",
+                   "--epochs", "2", "--swa-start", "0.5")
     metrics = _metrics(run_dir)
     assert metrics["swa_epochs"] == 1
     assert metrics["raw_test_loss"] != metrics["test_loss"]

@@ -17,6 +17,7 @@ import recipes  # noqa: F401  (registers every recipe)
 from dlrecipes.cli import main
 from dlrecipes.distillation import (DistillationLoss, LabelAccuracy,
                                     TeacherAgreement, targets)
+from dlrecipes.errors import UsageError
 
 IMAGE = "image-classification"
 TINY = ["--augment", "none", "--verbose", "0", "--epochs", "2"]
@@ -155,24 +156,56 @@ def test_alpha_one_equals_a_plain_run_and_the_teacher_is_untouched(
     assert metrics["teacher_test_accuracy"] == pytest.approx(
         taught["test_accuracy"], abs=1e-6)
     assert 0.0 <= metrics["test_teacher_agreement"] <= 1.0
-
-
-def test_an_ensemble_teaches(teacher, tmp_path, capsys):
-    other = _run(tmp_path / "second", "--model", "mlp", "--width", "16",
-                 *TINY, "--seed", "1")
-    assert main(["ensemble", str(teacher), str(other), "--output-dir",
-                 str(tmp_path / "ensembles")]) == 0
-    (ensemble,) = (tmp_path / "ensembles").iterdir()
-    student = _run(tmp_path / "kd", *STUDENT, "--teacher", str(ensemble),
-                   "--temperature", "3", "--distill-alpha", "0.2")
-    metrics = _metrics(student)
-    assert metrics["teacher_kind"] == "ensemble"
-    assert metrics["teacher_test_accuracy"] == pytest.approx(
-        _metrics(ensemble)["test_accuracy"], abs=1e-6)
-    # Trained on the distillation loss: agreement with the teacher is
-    # logged for training and validation.
+    # Compiled with the distillation loss and metrics all the same.
     header = (student / "history.csv").read_text().splitlines()[0]
     assert {"agreement", "val_agreement"} <= set(header.split(","))
+
+
+def test_an_ensemble_teaches(tmp_path):
+    """An `ensembles/<id>/` folder is a teacher: its one model (members
+    combined by `EnsembleCombine`) is checked like a run's and its
+    probabilities are packed beside the labels. (What a student then
+    trains is what any teacher's targets train: the runs above.)"""
+    from dlrecipes.data.description import Data
+    from dlrecipes.ensemble import ensemble_model
+    from dlrecipes.training.distill import load_teacher, with_teacher
+    from recipes.image_classification import ImageClassificationConfig
+
+    def member(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([
+            keras.Input((8, 8, 1)), keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax")])
+
+    folder = tmp_path / "ensembles" / "20261203-000000-abcdef"
+    folder.mkdir(parents=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(
+        {"recipe": IMAGE, "dataset": "digits", "classes": ""}))
+    (folder / "members.json").write_text(json.dumps(
+        {"recipe": IMAGE, "members": [{"run_dir": str(run)}]}))
+    (folder / "metrics.json").write_text("{}")
+    ensemble_model([member(0), member(1)], "mean").save(
+        folder / "model.keras")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 17, size=(12, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, 12)
+    data = Data(train=(x, y), val=(x[:4], y[:4]), test=(x, y),
+                input_shape=(8, 8, 1), num_classes=10)
+    teacher = load_teacher(ImageClassificationConfig(teacher=str(folder)),
+                           data)
+    assert teacher.kind == "ensemble"
+    packed = with_teacher(data, teacher)
+    want = teacher.model.predict(x, verbose=0)
+    np.testing.assert_array_equal(packed.train[1][:, 0], y)
+    np.testing.assert_allclose(packed.train[1][:, 1:], want, rtol=1e-6)
+    assert packed.val[1].shape == (4, 11)
+    # A teacher of other classes than the student's is refused.
+    with pytest.raises(UsageError, match="must know the student's classes"):
+        load_teacher(ImageClassificationConfig(teacher=str(folder)),
+                     Data(train=(x, y), val=None, test=(x, y),
+                          input_shape=(8, 8, 1), num_classes=5))
 
 
 def test_a_teacher_of_other_classes_or_refused_by_the_loader(
