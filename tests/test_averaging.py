@@ -15,7 +15,7 @@ from dlrecipes.cli import main
 from dlrecipes.config import config_from_dict
 from dlrecipes.registry import get_recipe
 from dlrecipes.training import averaging
-from dlrecipes.training.callbacks import EpochTensorBoard
+from dlrecipes.training.callbacks import EpochTensorBoard, holding_variables
 from dlrecipes.training.optimizers import learning_rate
 from recipes.image_classification import ImageClassificationConfig
 
@@ -70,7 +70,7 @@ def test_ema_is_what_validation_measures_and_what_fit_leaves():
     assert not all(np.allclose(a, b) for a, b in zip(current, ema.raw))
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0),
                                history.history["val_loss"][-1], rtol=1e-5)
-    with averaging.holding_values(model.trainable_variables, ema.raw):
+    with holding_variables(model.trainable_variables, ema.raw):
         raw_loss = model.evaluate(x, y, verbose=0)
     assert abs(raw_loss - history.history["val_loss"][-1]) > 1e-4
 

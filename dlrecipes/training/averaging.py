@@ -44,17 +44,6 @@ def values(variables):
     return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
 
 
-@contextlib.contextmanager
-def holding_values(variables, new):
-    """`variables` hold `new` inside the block, their own values after."""
-    old = values(variables)
-    try:
-        for v, value in zip(variables, new):
-            v.assign(value)
-        yield
-    finally:
-        for v, value in zip(variables, old):
-            v.assign(value)
 
 
 def _last_epoch(callback, epoch):

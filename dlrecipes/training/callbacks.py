@@ -72,11 +72,11 @@ def snapshot(model):
 
 
 @contextlib.contextmanager
-def holding(model, values):
-    """`model` holds the snapshot `values` inside the block, its own
-    values again after it."""
-    variables = training_variables(model)
-    current = snapshot(model)
+def holding_variables(variables, values):
+    """`variables` hold `values` inside the block, their own values
+    (copied on their device) again after it."""
+    variables = list(variables)
+    current = [keras.ops.copy(v) for v in variables]
     try:
         for variable, value in zip(variables, values):
             variable.assign(value)
@@ -84,6 +84,12 @@ def holding(model, values):
     finally:
         for variable, value in zip(variables, current):
             variable.assign(value)
+
+
+def holding(model, values):
+    """`model` holds the snapshot `values` inside the block, its own
+    values again after it."""
+    return holding_variables(training_variables(model), values)
 
 
 def current_learning_rate(optimizer):

@@ -234,9 +234,9 @@ def _technique_figures(recipe, config, data, trained, best, run_dir,
     figures of the last epoch's own weights come beside it (`raw_test_*`).
     With `--snapshots`: the snapshot ensemble, their parameter average and
     the last snapshot."""
-    from dlrecipes.training.averaging import (SWAWeights, holding_values,
-                                              snapshot_figures,
+    from dlrecipes.training.averaging import (SWAWeights, snapshot_figures,
                                               snapshot_paths)
+    from dlrecipes.training.callbacks import holding_variables
 
     figures = {}
     averager = trained.averager
@@ -245,7 +245,7 @@ def _technique_figures(recipe, config, data, trained, best, run_dir,
         figures["swa_epochs"] = averager.count
     if averager is not None and averager.raw is not None:
         model = trained.model
-        with holding_values(averager.variables(model), averager.raw):
+        with holding_variables(averager.variables(model), averager.raw):
             raw = evaluate(recipe, model, config, data)
         figures.update({f"raw_{k}": v for k, v in raw.items()})
     if getattr(config, "snapshots", 0):
