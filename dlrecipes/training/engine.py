@@ -266,7 +266,8 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
             checkpoint (default: made here from the config).
 
     Returns:
-        `Trained(model, rows, steps_per_epoch)`.
+        `Trained(model, rows, steps_per_epoch, teacher, averager)`; after
+        `--swa-start` the model holds the mean, batch norm recomputed.
     """
     dist = dist or Distribution(config)
     monitor, mode = recipe.monitor(data)
