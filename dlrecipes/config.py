@@ -24,7 +24,16 @@ SCHEDULES = ("constant", "step", "exponential", "inverse_time",
              "inverse_sqrt", "cosine", "warmup_cosine", "cosine_restarts",
              "piecewise", "polynomial")
 INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform",
-                "lecun_normal", "lecun_uniform", "orthogonal")
+                "lecun_normal", "lecun_uniform", "orthogonal", "random_normal",
+                "zeros")
+# The hidden layers' activation (`--activation`), passed to every model
+# builder; Keras names all.
+ACTIVATIONS = ("auto", "relu", "leaky_relu", "elu", "gelu", "selu", "tanh",
+               "sigmoid")
+# What `--monitor` can log every epoch (dlrecipes.callbacks).
+MONITORS = ("activations", "update-ratio", "gap")
+# Keras' own default standard deviation of `RandomNormal`.
+DEFAULT_INIT_STD = 0.05
 
 
 # Seeds feed `keras.utils.set_random_seed` and NumPy, which take 32 bits.
@@ -101,8 +110,27 @@ class TrainConfig:
     schedule: str = option("constant", "learning-rate schedule",
                            choices=SCHEDULES)
     warmup_epochs: float = option(0.0, "linear warm-up epochs", min=0)
-    kernel_initializer: str = option("he_normal", "kernel initializer",
-                                     choices=INITIALIZERS)
+    kernel_initializer: str = option(
+        "he_normal", "kernel initializer (zeros: every unit of a layer "
+        "stays the same; random_normal: see --init-std)",
+        choices=INITIALIZERS)
+    init_std: float = option(
+        DEFAULT_INIT_STD, "standard deviation of --kernel-initializer "
+        "random_normal", min=0, exclusive_min=True)
+    activation: str = option(
+        "auto", "activation of the hidden layers (auto: the model's own, "
+        "relu in most, gelu in transformers' feed-forward; recurrent cells "
+        "keep their tanh and sigmoid gates)", choices=ACTIVATIONS)
+    l1: float = option(0.0, "L1 penalty on every kernel, added to the loss",
+                       min=0)
+    l2: float = option(0.0, "L2 penalty on every kernel, added to the loss "
+                       "(classic L2; --weight-decay is decoupled)", min=0)
+    clipvalue: float = option(0.0, "clip each gradient value to [-V, V] "
+                              "(0: off)", min=0)
+    gradient_noise: float = option(
+        0.0, "annealed Gaussian gradient noise of variance ETA / (1 + "
+        "step)^0.55 added to every gradient (Neelakantan et al. 2015: ETA "
+        "0.01, 0.3 or 1; 0: off)", min=0)
     early_stopping: int = option(
         0, "early-stopping patience in epochs (0: off)", min=0)
     reduce_lr_patience: int = option(
@@ -142,6 +170,16 @@ class TrainConfig:
     distill_alpha: float = option(
         0.1, "weight of the true labels' loss against the teacher's (1: no "
         "distillation)", min=0, max=1)
+    monitor: str = option(
+        "", "log every epoch, comma separated: activations (mean and std "
+        "of each layer's output on a validation batch), update-ratio "
+        "(each layer's update-to-weight ratio over the epoch's first "
+        "step), gap (validation minus training loss); columns in "
+        "history.csv, TensorBoard scalars, monitor.png")
+    mc_dropout: int = option(
+        0, "classifiers: N stochastic test passes with dropout on (Monte "
+        "Carlo dropout): predictive accuracy, entropy and the most "
+        "uncertain test images (0: off)", min=0)
     backup_every: float = option(
         60.0, "seconds between backups of the training state (a crash "
         "repeats at most this much training; 0: after every epoch)", min=0,
@@ -153,6 +191,21 @@ class TrainConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @property
+    def initializer(self):
+        """`--kernel-initializer` as model builders and Keras layers take
+        it: a name, or for `random_normal` a config with `--init-std`."""
+        if self.kernel_initializer == "random_normal":
+            return {"class_name": "RandomNormal",
+                    "config": {"mean": 0.0, "stddev": self.init_std}}
+        return self.kernel_initializer
+
+    @property
+    def hidden_activation(self):
+        """`--activation` for a model builder: None for `auto` (the
+        builder's own default)."""
+        return None if self.activation == "auto" else self.activation
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -268,10 +321,38 @@ def validate(config):
                          "schedule already sets the learning rate). "
                          f"Received: schedule={config.schedule}")
     _check_averaging(config)
+    _check_knobs(config)
     check = getattr(config, "check", None)
     if check is not None:
         check()
     return config
+
+
+def _check_knobs(config):
+    """Flags that only mean something together."""
+    std = getattr(config, "init_std", DEFAULT_INIT_STD)
+    init = getattr(config, "kernel_initializer", "")
+    if std != DEFAULT_INIT_STD and init != "random_normal":
+        raise UsageError("--init-std needs --kernel-initializer "
+                         f"random_normal. Received: kernel_initializer={init}"
+                         f", init_std={std}")
+    monitors = [m.strip() for m in getattr(config, "monitor", "").split(",")
+                if m.strip()]
+    for name in monitors:
+        if name not in MONITORS:
+            raise UsageError("--monitor: " + choices_message(
+                "monitor", name, MONITORS) + " (comma separated)")
+        if monitors.count(name) > 1:
+            raise UsageError(f"--monitor names {name} twice. Received: "
+                             f"monitor={config.monitor}")
+    if getattr(config, "mc_dropout", 0) == 1:
+        raise UsageError("--mc-dropout must be >= 2 (stochastic passes to "
+                         "average; 0: off). Received: mc_dropout=1")
+    if getattr(config, "clipnorm", 0) and getattr(config, "clipvalue", 0):
+        raise UsageError("--clipnorm and --clipvalue: choose one (Keras "
+                         "clips gradients one way). Received: "
+                         f"clipnorm={config.clipnorm}, "
+                         f"clipvalue={config.clipvalue}")
 
 
 def _check_averaging(config):

@@ -87,6 +87,12 @@ class Recipe:
         engine_averaging: the engine applies `--ema`, `--swa-start` and
             `--snapshots`; False where the recipe's own `compile` does
             what it can (the GAN averages its generator itself).
+        model_knobs: the shared config fields `build_model` honours among
+            `activation` and `kernel_initializer` (a value other than the
+            default is refused for the others).
+        kernel_penalties: the training loss includes the model's
+            `losses` (Keras' default `train_step` does), so `--l1`/`--l2`
+            penalties apply; False for a `train_step` of its own.
     """
 
     name: typing.ClassVar[str] = ""
@@ -100,6 +106,8 @@ class Recipe:
     tfds_datasets: typing.ClassVar[tuple] = ()
     classifier: typing.ClassVar[bool] = False
     engine_averaging: typing.ClassVar[bool] = True
+    model_knobs: typing.ClassVar[tuple] = ("activation", "kernel_initializer")
+    kernel_penalties: typing.ClassVar[bool] = True
 
     # ------------------------------------------------------------ contract
 

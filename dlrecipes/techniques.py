@@ -20,6 +20,7 @@ def classifier_recipes():
 def check(recipe, config):
     """Raise `UsageError` (one line) where `recipe` cannot apply a
     technique `config` asks for."""
+    _check_model_knobs(recipe, config)
     if not recipe.engine_averaging:
         for name, flag in (("swa_start", "--swa-start"),
                            ("snapshots", "--snapshots"),
@@ -53,6 +54,41 @@ def check(recipe, config):
             raise UsageError(f"--teacher {teacher} was trained by "
                              f"{made_by}, which does not predict classes: a "
                              "teacher must be a classifier")
+
+
+def _check_model_knobs(recipe, config):
+    """`--activation`, `--kernel-initializer`, `--l1`, `--l2` where the
+    recipe's model and loss can take them."""
+    import dataclasses
+
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    for name in ("activation", "kernel_initializer"):
+        if name in recipe.model_knobs or name not in defaults:
+            continue
+        value = getattr(config, name)
+        if value != defaults[name]:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(
+                f"{flag} is not available for {recipe.name} (its model "
+                f"keeps its own; it takes {flag} {defaults[name]} only). "
+                f"Received: {name}={value}")
+    if getattr(config, "mc_dropout", 0):
+        if not recipe.classifier:
+            raise UsageError(
+                f"--mc-dropout needs a classification recipe "
+                f"({', '.join(classifier_recipes())}); {recipe.name} does "
+                "not predict classes")
+        if not getattr(config, "dropout", 0):
+            raise UsageError(
+                "--mc-dropout needs dropout to sample: set --dropout > 0. "
+                f"Received: dropout={getattr(config, 'dropout', None)}")
+    if not recipe.kernel_penalties:
+        for name in ("l1", "l2"):
+            if getattr(config, name, 0.0):
+                raise UsageError(
+                    f"--{name} is not available for {recipe.name} (its "
+                    "train_step computes its own losses). "
+                    f"Received: {name}={getattr(config, name)}")
 
 
 def teacher_kind(path):

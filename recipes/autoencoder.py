@@ -128,7 +128,8 @@ class Autoencoder(Recipe):
             config.model, data.input_shape, config.code_size,
             width=config.width, stages=config.stages, noise=config.noise,
             beta=config.beta, seed=config.seed,
-            kernel_initializer=config.kernel_initializer)
+            kernel_initializer=config.initializer,
+            activation=config.hidden_activation or "relu")
 
     def loss(self, config, data):
         return "binary_crossentropy" if config.model == "vae" else "mse"

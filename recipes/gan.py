@@ -76,6 +76,10 @@ class GAN(Recipe):
     # computed after every epoch (a GAN's losses do not rank its epochs).
     objective = ("val_fd", "min")
     engine_averaging = False  # its --ema averages the generator
+    # DCGAN's activations are part of its recipe (ReLU in the generator,
+    # leaky ReLU in the discriminator); its train_step has its own losses.
+    model_knobs = ("kernel_initializer",)
+    kernel_penalties = False
     smoke = {"epochs": 1, "width": 4, "stages": 1}
     datasets = gans.DATASETS
     tfds_datasets = gans.TFDS_DATASETS
@@ -131,11 +135,11 @@ class GAN(Recipe):
         generator = gans.build_generator(
             data.input_shape, config.latent_dim, width=config.width,
             stages=config.stages, num_classes=classes,
-            kernel_initializer=config.kernel_initializer)
+            kernel_initializer=config.initializer)
         discriminator = gans.build_discriminator(
             data.input_shape, width=config.width, stages=config.stages,
             norm=config.d_norm, num_classes=classes,
-            kernel_initializer=config.kernel_initializer)
+            kernel_initializer=config.initializer)
         model = GANModel(generator, discriminator, config.latent_dim,
                          conditional=config.conditional,
                          d_steps=config.d_steps,

@@ -177,7 +177,8 @@ class Segmentation(Recipe):
             model=config.model, upsample=config.upsample, width=config.width,
             depth=config.depth, convs=config.convs, norm=config.norm,
             dropout=config.dropout,
-            kernel_initializer=config.kernel_initializer)
+            kernel_initializer=config.initializer,
+            activation=config.hidden_activation or "relu")
         models.set_batch_norm_momentum(model, seg.BATCH_NORM_MOMENTUM)
         return model
 

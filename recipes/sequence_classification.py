@@ -22,7 +22,8 @@ from dlrecipes.lazy import keras
 from dlrecipes.recipe import Recipe, register_recipe
 from dlrecipes.search_space import Choice, Float
 
-MODELS = ("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn", "transformer")
+MODELS = ("dense", "rnn", "lstm", "gru", "bilstm", "bigru", "cnn1d", "tcn",
+          "transformer")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,8 @@ class SequenceClassification(Recipe):
     #
     # One encoder from `dlrecipes.models.sequence` turns `(batch, steps,
     # features)` into `(batch, features)`: `dense` (an MLP on the flattened
-    # sequence), `lstm`, `gru`, `bilstm`, `cnn1d` (1D convolutions, global
+    # sequence), `rnn` (Elman's SimpleRNN), `lstm`, `gru`, `bilstm`,
+    # `bigru` (both directions), `cnn1d` (1D convolutions, global
     # max pooling), `tcn` (causal, classifying from the last step; kernel
     # size 2 and, by default, dilations 1, 2, 4 ... whose receptive field
     # comes as close to the sequence length as it gets without exceeding
@@ -115,7 +117,8 @@ class SequenceClassification(Recipe):
             dropout=config.dropout, kernel_size=kernel_size,
             dilations=config.dilations or auto_dilations(steps, kernel_size),
             num_heads=config.num_heads, causal=False, position="learned",
-            pool="flatten", kernel_initializer=config.kernel_initializer)
+            pool="flatten", kernel_initializer=config.initializer,
+            activation=config.hidden_activation)
         outputs = keras.layers.Dense(data.num_classes, activation="softmax",
                                      dtype="float32", name="classifier")(x)
         return keras.Model(inputs, outputs, name=f"{config.model}_sequence")
@@ -131,7 +134,8 @@ class SequenceClassification(Recipe):
     classifier = True
     smoke = {"epochs": 1, "units": 8}
     search_space = {
-        "model": Choice(MODELS),
+        "model": Choice(MODELS, grid=("dense", "lstm", "gru", "bilstm",
+                                      "cnn1d", "tcn", "transformer")),
         "sequence": Choice(SEQUENCES, grid=("rows",)),
         "units": Choice((32, 64, 128), grid=(32, 64)),
         "num_layers": Choice((1, 2), when=("model", tuple(
@@ -163,6 +167,8 @@ class SequenceClassification(Recipe):
     # | transformer                     | 0.981         | 39,690     |
     # | bilstm                          | 0.961         | 38,666     |
     # | gru                             | 0.975         | 14,858     |
+    # | bigru                           | 0.975         | 29,706     |
+    # | rnn                             | 0.969         | 5,322      |
     # | lstm                            | 0.942         | 19,338     |
     # | dense                           | 0.967         | 4,810      |
     # | cnn1d                           | 0.917         | 2,250      |

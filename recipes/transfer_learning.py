@@ -31,7 +31,8 @@ from dlrecipes.lazy import keras
 from dlrecipes.recipe import Phase, Recipe, register_recipe
 from dlrecipes.search_space import Choice, Float
 from dlrecipes.vision import backbones
-from dlrecipes.vision.augment import AUGMENTS, augment
+from dlrecipes.vision.augment import AUGMENTS, OPERATIONS, augment
+from dlrecipes.vision.augment import parse as parse_augment
 
 STRATEGIES = ("feature-extraction", "fine-tune", "scratch")
 TFDS_DATASETS = ("tf_flowers", "cats_vs_dogs")
@@ -76,12 +77,15 @@ class TransferLearningConfig(TrainConfig):
         choices=("avg", "max", "flatten"))
     dropout: float = option(0.2, "dropout before the new classifier",
                             min=0, max=0.95)
-    augment: str = option("auto", "augmentation in front of the backbone "
-                          "(auto: light)", choices=AUGMENTS)
+    augment: str = option(
+        "auto", "augmentation in front of the backbone: a preset "
+        f"({', '.join(AUGMENTS)}; auto: light) and/or operations "
+        f"({', '.join(OPERATIONS)}), comma separated")
     epochs: int = option(10, "training epochs (both phases for fine-tune)",
                          min=1)
 
     def check(self):
+        parse_augment(self.augment)
         backbones.check_backbone(self.backbone, self.weights, self.alpha)
         if self.image_size and self.image_size < MIN_IMAGE_SIZE:
             raise UsageError(f"--image-size must be 0 or >= {MIN_IMAGE_SIZE}."
@@ -110,6 +114,9 @@ class TransferLearning(Recipe):
                    "keras.applications backbone or any saved .keras model.")
     objective = ("val_accuracy", "max")
     classifier = True
+    # A pretrained backbone and a linear head: nothing to initialise or
+    # activate differently.
+    model_knobs = ()
     # Offline and fast: a random-init MobileNetV2 (alpha 0.35) on 32x32
     # digits, one head epoch then one fine-tuning epoch (both phases).
     # Batches of 431 divide the 1,293 training images (3 x 431): each
@@ -191,7 +198,8 @@ class TransferLearning(Recipe):
         inputs = keras.Input(data.input_shape, name="image")
         x = backbones.fit_pixels(inputs, data, backbone, rescale=(
             not backbones.is_backbone_path(config.backbone)))
-        x = augment(x, config.augment, flip=data.flip, seed=config.seed)
+        x = augment(x, config.augment, flip=data.flip, seed=config.seed,
+                    value_range=(0, 255))
         x = backbones.match_channels(x, backbone, preprocess)
         # Keras 3 passes fit's training=True on into nested models even
         # when called with training=False (keras-team/keras#20285): what

@@ -134,6 +134,16 @@ def config_of(run_dir):
 # ---------------------------------------------------------------- fixtures
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`-n 2`, `--dist loadgroup` from pyproject), the
+    tests that use the trained main job run on one worker: a
+    session fixture is per worker, and a second worker would train it
+    again."""
+    for item in items:
+        if "main_job_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("main-job"))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
     """Each test starts from a clean Keras session, float32 and a fixed seed."""

@@ -52,6 +52,11 @@ CASES = {
         dict(num_layers=2, growth_rate=3, rank=1, dropout=0.1,
              norm="none"),
         (2, 9, 4), dict(supports_masking=False)),
+    dl_layers.InceptionBlock: (
+        dict(filters_1x1=2, filters_3x3_reduce=2, filters_3x3=4,
+             filters_5x5_reduce=2, filters_5x5=2, pool_proj=2, norm="group",
+             norm_groups=2, activation="gelu", kernel_regularizer="l2"),
+        (2, 5, 5, 3), dict(supports_masking=False)),
     dl_layers.TemporalBlock: (
         dict(filters=6, kernel_size=2, dilation_rate=2, norm="layer",
              kernel_regularizer="l2"),
@@ -97,6 +102,9 @@ CASES = {
     dl_layers.MCDropout: (
         # rate 0: the reload check compares inference outputs.
         dict(rate=0.0, seed=1), (2, 6, 4), dict(supports_masking=True)),
+    dl_layers.RandomRot90: (
+        # Inference is the identity: the reload check compares it.
+        dict(seed=2), (2, 5, 5, 3), dict(supports_masking=False)),
 }
 
 
@@ -172,6 +180,7 @@ INITIALIZED = {
     dl_layers.ConvNormAct: ("kernel_initializer", ("kernel",)),
     dl_layers.ResidualBlock: ("kernel_initializer", ("kernel",)),
     dl_layers.DenseBlock: ("kernel_initializer", ("kernel",)),
+    dl_layers.InceptionBlock: ("kernel_initializer", ("kernel",)),
     dl_layers.TemporalBlock: ("kernel_initializer", ("kernel",)),
     dl_layers.TCN: ("kernel_initializer", ("kernel",)),
     dl_layers.TransformerEncoder: ("kernel_initializer", ("kernel",)),

@@ -124,7 +124,7 @@ def test_sequential_mnist_mock(sequence, shape, tmp_path):
 @pytest.mark.parametrize("flags,needle", [
     (["--sequence", "columns"], "rows, pixels"),
     (["--dataset", "cifar10"], "digits, mnist"),
-    (["--model", "rnn"], "transformer"),
+    (["--model", "elman"], "transformer"),
     (["--model", "transformer", "--num-heads", "3"],
      "--num-heads must divide"),
     (["--dilations", "1,0"], "--dilations must be >= 1"),

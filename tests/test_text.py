@@ -74,8 +74,9 @@ def test_every_model_learns_a_separable_folder(model, text_folder, tmp_path):
     run_dir = run_dir_of(out)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     expected = figure(RESULTS, "test accuracy", model=model)
-    # 60 files, 9 test texts: the printed figure is the exact accuracy.
-    assert str(metrics["test_accuracy"]) == expected, metrics
+    # 60 files, 9 test texts: the figure says how many are right.
+    assert round(metrics["test_accuracy"] * 9) == round(
+        float(expected) * 9), metrics
     if model == "transformer":
         check_saved_model_takes_raw_strings(run_dir)
 

@@ -125,6 +125,7 @@ class GapEarlyStopping(keras.callbacks.Callback):
         if self.relative:
             gap = gap / max(abs(train), 1e-12)
         self.gaps.append(gap)
+        logs["gap"] = gap  # for History, CSVLogger and TensorBoard
 
         if val < self.best:
             self.best = val

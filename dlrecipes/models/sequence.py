@@ -12,7 +12,12 @@ imports it at the top, and Keras loads when a model is built.
 
 from dlrecipes.lazy import dl_layers, keras
 
-ENCODERS = ("dense", "lstm", "gru", "bilstm", "cnn1d", "tcn", "transformer")
+ENCODERS = ("dense", "rnn", "lstm", "gru", "bilstm", "bigru", "cnn1d", "tcn",
+            "transformer")
+# The recurrent encoders: Keras layer and whether it reads both directions.
+RECURRENT = {"rnn": ("SimpleRNN", False), "lstm": ("LSTM", False),
+             "gru": ("GRU", False), "bilstm": ("LSTM", True),
+             "bigru": ("GRU", True)}
 
 
 def tcn_receptive_field(kernel_size, dilations):
@@ -48,19 +53,20 @@ def auto_dilations(length, kernel_size):
 
 
 def tcn_layer(units, kernel_size, dilations, dropout=0.0,
-              kernel_initializer="he_normal", name="tcn"):
+              kernel_initializer="he_normal", activation="relu", name="tcn"):
     """The recipes' TCN: causal, last step out, skip connections, layer
     norm."""
     return dl_layers.TCN(filters=units, kernel_size=kernel_size,
                dilations=tuple(dilations), dropout=dropout, norm="layer",
                return_sequences=False, causal=True,
-               kernel_initializer=kernel_initializer, name=name)
+               kernel_initializer=kernel_initializer, activation=activation,
+               name=name)
 
 
 def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
                      kernel_size=3, dilations=(1, 2, 4), num_heads=2,
                      causal=False, position="sine", pool="mean",
-                     kernel_initializer="he_normal"):
+                     kernel_initializer="he_normal", activation=None):
     """Encode `x` `(batch, time, channels)` into `(batch, features)`.
 
     Args:
@@ -88,26 +94,31 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
             where each feature came from).
         kernel_initializer: initializer of the dense and conv kernels
             (recurrent layers keep Keras' defaults).
+        activation: the hidden layers' activation (dense, conv, TCN, the
+            transformer's feed-forward); None: each model's own (relu;
+            gelu in the transformer). Recurrent cells keep tanh.
 
     Returns:
         A symbolic tensor `(batch, features)`.
     """
     init = kernel_initializer
+    act = activation or "relu"
     if model == "dense":
         x = keras.layers.Flatten(name="flatten")(x)
         for i in range(num_layers):
-            x = keras.layers.Dense(units, activation="relu",
+            x = keras.layers.Dense(units, activation=act,
                                    kernel_initializer=init,
                                    name=f"dense_{i}")(x)
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
         return x
-    if model in ("lstm", "gru", "bilstm"):
-        rnn = keras.layers.GRU if model == "gru" else keras.layers.LSTM
+    if model in RECURRENT:
+        kind, both = RECURRENT[model]
+        rnn = getattr(keras.layers, kind)
         for i in range(num_layers):
             last = i == num_layers - 1
             layer = rnn(units, return_sequences=not last, name=f"{model}_{i}")
-            if model == "bilstm":
-                layer = keras.layers.Bidirectional(layer, name=f"bilstm_{i}")
+            if both:
+                layer = keras.layers.Bidirectional(layer, name=f"{model}_{i}")
             x = layer(x)  # (batch, time, units) or (batch, units) at last
             x = keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
         return x
@@ -115,14 +126,14 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
         padding = "causal" if causal else "same"
         for i in range(num_layers):
             x = keras.layers.Conv1D(units, kernel_size, padding=padding,
-                                    activation="relu",
+                                    activation=act,
                                     kernel_initializer=init,
                                     name=f"conv_{i}")(x)
         x = keras.layers.GlobalMaxPooling1D(name="max_pool")(x)
         return keras.layers.Dropout(dropout, name="dropout")(x)
     if model == "tcn":
         x = tcn_layer(units, kernel_size, dilations, dropout=dropout,
-                      kernel_initializer=init)(x)  # (batch, units)
+                      kernel_initializer=init, activation=act)(x)  # (batch, units)
         return x
     if model == "transformer":
         if position != "none":
@@ -138,7 +149,8 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
         for i in range(num_layers):
             x = dl_layers.TransformerEncoder(
                 num_heads=num_heads, intermediate_dim=2 * units,
-                dropout=dropout, causal=causal, name=f"transformer_{i}")(x)
+                dropout=dropout, causal=causal,
+                activation=activation or "gelu", name=f"transformer_{i}")(x)
         if causal:
             return x[:, -1, :]  # (batch, units): the step that saw it all
         if pool == "flatten":

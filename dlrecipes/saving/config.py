@@ -46,7 +46,8 @@ def register_dlrecipes_objects():
     hold (layers, learning-rate schedules, distillation losses and metrics)
     with Keras (`import dlrecipes` does not), so that their
     `dlrecipes>Name` entries are known to the checks and to Keras. Our own modules, imported whatever the file."""
-    from dlrecipes import distillation, layers, schedules  # noqa: F401
+    from dlrecipes import (distillation, gradient_noise, layers,  # noqa: F401
+                           schedules)
     from dlrecipes.models import gan  # noqa: F401
 
 

@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from dlrecipes.errors import UsageError
 from dlrecipes.lazy import import_keras, import_tensorflow_quietly
 
 keras = import_keras()  # quietly (TensorFlow's native start-up lines)
@@ -141,12 +142,92 @@ def build(recipe, config, data, dist=None):
     steps = steps_per_epoch(data, config)
     with dist.scope():
         model = recipe.build_model(config, data)
+        penalize_kernels(model, getattr(config, "l1", 0.0),
+                         getattr(config, "l2", 0.0))
+        if getattr(config, "mc_dropout", 0):
+            _check_dropout(model, config)
         first = _phases(recipe, config)[0]
         if first.prepare is not None:
             first.prepare(model)
         compile_model(recipe, model, config, data, steps, first.overrides,
                       first.epochs)
     return model, steps
+
+
+def penalize_kernels(model, l1=0.0, l2=0.0):
+    """Put an L1/L2 penalty (`keras.regularizers.L1L2`) on every trainable
+    kernel of `model` (`.../kernel` variables of dense, convolution and
+    recurrent input weights, inside blocks too; not biases, embeddings,
+    normalization or recurrent kernels): Keras adds `model.losses` to the
+    training loss. The penalty is a training setting of the run (its
+    `config.json`), not part of the saved layers' configs. Returns the
+    penalized variables."""
+    if not (l1 or l2):
+        return []
+    penalty = keras.regularizers.L1L2(l1=float(l1), l2=float(l2))
+    kernels = [v for v in model.trainable_variables
+               if v.path.rsplit("/", 1)[-1] == "kernel"]
+    for variable in kernels:
+        variable.regularizer = penalty
+    return kernels
+
+
+def monitor_callbacks(config, model, data, probe_size=64):
+    """The `dlrecipes.callbacks` that `--monitor` names, in the order of
+    `config.MONITORS`; each writes its figures into the epoch's logs
+    (before the history and TensorBoard read them). `activations` probes
+    every top-level layer with weights on the first `probe_size`
+    validation examples; `update-ratio` measures each such layer over the
+    epoch's first step (a batch hook: the only one a run has); `gap` logs
+    validation minus training loss (a `GapEarlyStopping` that never
+    stops)."""
+    import sys
+
+    from dlrecipes.config import MONITORS
+
+    chosen = {m.strip() for m in getattr(config, "monitor", "").split(",")}
+    if not chosen - {""}:
+        return []
+    from dlrecipes import callbacks as monitors
+
+    layers = [layer.name for layer in model.layers if layer.weights]
+    cbs = []
+    for name in MONITORS:
+        if name not in chosen:
+            continue
+        if name == "activations":
+            cbs.append(monitors.ActivationStats(
+                layers, _probe_batch(data, probe_size)))
+        elif name == "update-ratio":
+            cbs.append(monitors.UpdateRatioMonitor(layers=layers, verbose=0))
+        else:
+            cbs.append(monitors.GapEarlyStopping(
+                margin=sys.float_info.max, restore_best_weights=False))
+    return cbs
+
+
+def _probe_batch(data, size):
+    """The first `size` validation inputs (training inputs without a
+    validation split), as arrays."""
+    split = data.val if data.val is not None else data.train
+    if isinstance(split, tuple):
+        return split[0][:size]
+    for x, _ in split.take(1) if hasattr(split, "take") else split:
+        return np.asarray(x)[:size]
+    raise ValueError("no batch to probe activations on")
+
+
+def _check_dropout(model, config):
+    """`--mc-dropout` samples the model's top-level `Dropout` layers: a
+    model without one is refused before training."""
+    if not any(isinstance(layer, keras.layers.Dropout) and layer.rate > 0
+               for layer in model.layers):
+        model_name = getattr(config, "model", model.name)
+        raise UsageError(
+            f"--mc-dropout needs a model with Dropout layers; --model "
+            f"{model_name} has none at its top level (its dropout, if any, "
+            "is inside its blocks). Received: "
+            f"mc_dropout={config.mc_dropout}")
 
 
 def _phases(recipe, config):
@@ -284,6 +365,7 @@ def train(recipe, config, data, *, callbacks=(), backup=None, dist=None,
         model.load_weights(warm_start)
     recorder = EpochLogs()
     cbs = [*recipe.callbacks(config, data, run_dir),
+           *monitor_callbacks(config, model, data),
            *training_callbacks(config, monitor, mode), recorder,
            *([averager] if averager is not None else []), *callbacks]
     if backup is not None:

@@ -182,8 +182,15 @@ def run_recipe(recipe, config, data=None, resume=True, print_summary=True):
             from dlrecipes.training.distill import teacher_figures
 
             metrics.update(teacher_figures(model, trained.teacher, data))
+        if getattr(config, "mc_dropout", 0):
+            from dlrecipes.training.uncertainty import mc_dropout_figures
+
+            metrics.update(mc_dropout_figures(model, data, config.mc_dropout,
+                                              run_dir, seed=config.seed))
         metrics.update(recipe.report(model, data, run_dir, config) or {})
         plots.curves(rows, os.path.join(run_dir, "curves.png"))
+        if getattr(config, "monitor", ""):
+            plots.monitor(rows, os.path.join(run_dir, "monitor.png"))
         metrics.update({
             "recipe": recipe.name,
             "params": int(model.count_params()),

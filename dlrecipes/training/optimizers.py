@@ -20,7 +20,11 @@ def make_optimizer(config, steps_per_epoch, ema=0.0):
     `weight_decay` is decoupled weight decay (Loshchilov & Hutter) for
     `adamw`, and Keras' `weight_decay` argument for the others (applied as
     decoupled decay by Keras 3 optimizers too; set it to 0 and use the
-    models' `kernel_regularizer` for classic L2).
+    models' `kernel_regularizer` for classic L2, `--l2`).
+    `clipvalue` clips each gradient value (`clipnorm` the norm); with
+    `gradient_noise` = eta the optimizer is
+    `dlrecipes.gradient_noise.with_gradient_noise` of its class (annealed
+    Gaussian noise on the gradients, drawn from the run's seed).
     """
     name = config.optimizer
     if name not in OPTIMIZERS:
@@ -30,21 +34,29 @@ def make_optimizer(config, steps_per_epoch, ema=0.0):
         common.update(use_ema=True, ema_momentum=float(ema))
     if config.clipnorm:
         common["clipnorm"] = config.clipnorm
+    if getattr(config, "clipvalue", 0.0):
+        common["clipvalue"] = config.clipvalue
     wd = config.weight_decay or None
     if name == "adamw":
-        return keras.optimizers.AdamW(weight_decay=wd or 0.0, **common)
-    if wd:
-        common["weight_decay"] = wd
-    if name == "sgd":
-        return keras.optimizers.SGD(**common)
-    if name in ("momentum", "nesterov"):
-        return keras.optimizers.SGD(momentum=config.momentum,
-                                    nesterov=name == "nesterov", **common)
-    if name == "rmsprop":
-        return keras.optimizers.RMSprop(momentum=config.momentum, **common)
-    if name == "adagrad":
-        return keras.optimizers.Adagrad(**common)
-    return keras.optimizers.Adam(**common)
+        cls, common["weight_decay"] = keras.optimizers.AdamW, wd or 0.0
+    else:
+        if wd:
+            common["weight_decay"] = wd
+        cls = {"sgd": keras.optimizers.SGD, "momentum": keras.optimizers.SGD,
+               "nesterov": keras.optimizers.SGD,
+               "rmsprop": keras.optimizers.RMSprop,
+               "adagrad": keras.optimizers.Adagrad}.get(
+                   name, keras.optimizers.Adam)
+        if name in ("momentum", "nesterov", "rmsprop"):
+            common["momentum"] = config.momentum
+        if name in ("momentum", "nesterov"):
+            common["nesterov"] = name == "nesterov"
+    if getattr(config, "gradient_noise", 0.0):
+        from dlrecipes.gradient_noise import with_gradient_noise
+
+        cls = with_gradient_noise(cls)
+        common.update(noise_eta=config.gradient_noise, noise_seed=config.seed)
+    return cls(**common)
 
 
 def learning_rate(config, steps_per_epoch):

@@ -44,7 +44,8 @@ def curves(rows, path):
     if plt is None:
         return
     keys = [k for k in rows[0] if k != "epoch" and not k.startswith("val_")
-            and k != "learning_rate"] if rows else []
+            and k != "learning_rate" and not is_monitor_key(k)] \
+        if rows else []
     panels = keys + (["learning_rate"] if rows and "learning_rate" in rows[0]
                      else [])
     fig, axes = plt.subplots(1, max(1, len(panels)),
@@ -60,6 +61,57 @@ def curves(rows, path):
         ax.set_title(key)
         ax.set_xlabel("epoch")
         ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+MONITOR_PANELS = (("act_mean/", "activation mean"),
+                  ("act_std/", "activation std"),
+                  ("update_ratio/", "update / weight ratio"),
+                  ("gap", "validation - training loss"))
+
+
+def is_monitor_key(key):
+    """A column `--monitor` adds to the history (`monitor.png` draws it,
+    `curves.png` does not)."""
+    return key == "gap" or key.startswith(("act_mean/", "act_std/",
+                                           "update_ratio/"))
+
+
+def monitor(rows, path):
+    """`monitor.png`: the `--monitor` columns of a history, one panel per
+    kind (a line per layer; the update ratio on a log scale, with the
+    1e-4 .. 1e-2 band around the usual 1e-3). Nothing without them."""
+    plt = pyplot()
+    present = [(prefix, title) for prefix, title in MONITOR_PANELS
+               if rows and any(k == prefix or k.startswith(prefix)
+                               for k in rows[0] if prefix.endswith("/")
+                               or k == prefix)]
+    if plt is None or not present:
+        return
+    fig, axes = plt.subplots(1, len(present),
+                             figsize=(4.5 * len(present), 3.4))
+    axes = axes if hasattr(axes, "__len__") else [axes]
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    for ax, (prefix, title) in zip(axes, present):
+        keys = [k for k in rows[0]
+                if (k.startswith(prefix) if prefix.endswith("/")
+                    else k == prefix)]
+        for key in keys:
+            values = [float(r[key]) if r.get(key) not in (None, "")
+                      else float("nan") for r in rows]
+            if prefix == "update_ratio/":  # 0 (no step yet, a zero rate)
+                values = [v if v > 0 else float("nan") for v in values]
+            ax.plot(epochs, values, label=key[len(prefix):] or key)
+        if prefix == "update_ratio/":
+            ax.set_yscale("log")
+            ax.axhspan(1e-4, 1e-2, color="green", alpha=0.08)
+        if prefix == "gap":
+            ax.axhline(0.0, color="grey", linewidth=0.8)
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        if 1 < len(keys) <= 12:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -210,27 +210,27 @@ def _hidden_units(width, stages):
 
 
 def dense_encoder(shape, code_size, width=32, stages=2, heads=1,
-                  kernel_initializer="he_normal"):
+                  kernel_initializer="he_normal", activation="relu"):
     """Image -> `stages` ReLU dense layers -> linear code (`heads` of them:
     2 for a VAE's mean and log-variance). Codes are float32."""
     inputs = keras.Input(shape, name="image")
     x = keras.layers.Flatten()(inputs)
     for units in _hidden_units(width, stages):
-        x = keras.layers.Dense(units, activation="relu",
+        x = keras.layers.Dense(units, activation=activation,
                                kernel_initializer=kernel_initializer)(x)
     return keras.Model(inputs, _code_heads(x, code_size, heads),
                        name="encoder")
 
 
 def conv_encoder(shape, code_size, width=32, stages=2, heads=1,
-                 kernel_initializer="he_normal"):
+                 kernel_initializer="he_normal", activation="relu"):
     """Image -> `stages` stride-2 3x3 ReLU convolutions (width doubling,
     resolution halving) -> flatten -> linear code (`heads` of them)."""
     inputs = keras.Input(shape, name="image")
     x = inputs
     for i in range(stages):
         x = keras.layers.Conv2D(width * 2 ** i, 3, strides=2,
-                                padding="same", activation="relu",
+                                padding="same", activation=activation,
                                 kernel_initializer=kernel_initializer)(x)
     x = keras.layers.Flatten()(x)
     return keras.Model(inputs, _code_heads(x, code_size, heads),
@@ -245,12 +245,12 @@ def _code_heads(x, code_size, heads):
 
 
 def dense_decoder(shape, code_size, width=32, stages=2,
-                  kernel_initializer="he_normal"):
+                  kernel_initializer="he_normal", activation="relu"):
     """Code -> the dense encoder's layers in reverse -> sigmoid pixels."""
     inputs = keras.Input((code_size,), name="code")
     x = inputs
     for units in reversed(_hidden_units(width, stages)):
-        x = keras.layers.Dense(units, activation="relu",
+        x = keras.layers.Dense(units, activation=activation,
                                kernel_initializer=kernel_initializer)(x)
     x = keras.layers.Dense(int(np.prod(shape)), activation="sigmoid",
                            dtype="float32", name="pixels")(x)
@@ -260,7 +260,7 @@ def dense_decoder(shape, code_size, width=32, stages=2,
 
 
 def conv_decoder(shape, code_size, width=32, stages=2,
-                 kernel_initializer="he_normal"):
+                 kernel_initializer="he_normal", activation="relu"):
     """Code -> dense ReLU map at the encoder's last resolution -> `stages`
     stride-2 3x3 transposed convolutions (width halving) -> 3x3 sigmoid
     convolution to the image's channels."""
@@ -269,12 +269,13 @@ def conv_decoder(shape, code_size, width=32, stages=2,
     deep = width * 2 ** (stages - 1)
     inputs = keras.Input((code_size,), name="code")
     x = keras.layers.Dense(height // factor * (wide // factor) * deep,
-                           activation="relu",
+                           activation=activation,
                            kernel_initializer=kernel_initializer)(inputs)
     x = keras.layers.Reshape((height // factor, wide // factor, deep))(x)
     for i in reversed(range(stages)):
         x = keras.layers.Conv2DTranspose(
-            width * 2 ** i, 3, strides=2, padding="same", activation="relu",
+            width * 2 ** i, 3, strides=2, padding="same",
+            activation=activation,
             kernel_initializer=kernel_initializer)(x)
     outputs = keras.layers.Conv2D(channels, 3, padding="same",
                                   activation="sigmoid", dtype="float32",
@@ -284,13 +285,14 @@ def conv_decoder(shape, code_size, width=32, stages=2,
 
 def build_autoencoder(model, shape, code_size, *, width=32, stages=2,
                       noise=0.0, beta=1.0, seed=None,
-                      kernel_initializer="he_normal"):
+                      kernel_initializer="he_normal", activation="relu"):
     """The autoencoder `model` ("dense", "conv" or "vae") for images of
     `shape`, pixels in [0, 1].
 
     In training, `noise` > 0 adds Gaussian noise to the input and clips it
     to [0, 1] (a denoising autoencoder; at inference the input passes as
-    it is). The VAE's `GaussianSampling` adds `beta` times the KL
+    it is). `activation` is the hidden layers' (the code is linear, the
+    pixels sigmoid). The VAE's `GaussianSampling` adds `beta` times the KL
     divergence divided by the number of pixels to the loss, so that with
     the per-pixel binary cross-entropy the total is the negative ELBO per
     pixel (`beta` 1).
@@ -306,7 +308,8 @@ def build_autoencoder(model, shape, code_size, *, width=32, stages=2,
 
     shape = tuple(shape)
     kwargs = dict(width=width, stages=stages,
-                  kernel_initializer=kernel_initializer)
+                  kernel_initializer=kernel_initializer,
+                  activation=activation)
     if model == "dense":
         encoder = dense_encoder(shape, code_size, **kwargs)
         decoder = dense_decoder(shape, code_size, **kwargs)

@@ -87,7 +87,7 @@ def check_depth(height, width, depth, what="the images"):
 def build_segmenter(input_shape, num_classes, *, scale=1.0, model="unet",
                     upsample="transpose", width=16, depth=2, convs=2,
                     norm="batch", dropout=0.0,
-                    kernel_initializer="he_normal"):
+                    kernel_initializer="he_normal", activation="relu"):
     """The uncompiled segmentation model: `(batch, h, w, c)` raw pixels to
     `(batch, h, w, num_classes)` class probabilities (float32).
 
@@ -103,6 +103,7 @@ def build_segmenter(input_shape, num_classes, *, scale=1.0, model="unet",
         norm: normalization of every convolution block.
         dropout: dropout after the bottleneck.
         kernel_initializer: initializer of the kernels.
+        activation: activation of every convolution block.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}. "
@@ -113,7 +114,7 @@ def build_segmenter(input_shape, num_classes, *, scale=1.0, model="unet",
         width, depth=depth, upsample=upsample,
         skip_connections=model == "unet", convs=convs, norm=norm,
         dropout=dropout, kernel_initializer=kernel_initializer,
-        norm_groups=math.gcd(width, GROUPS), name=model)(x)
+        activation=activation, norm_groups=math.gcd(width, GROUPS), name=model)(x)
     outputs = keras.layers.Conv2D(num_classes, 1, activation="softmax",
                                   dtype="float32", name="classifier")(x)
     return keras.Model(inputs, outputs, name=f"{model}_segmenter")
