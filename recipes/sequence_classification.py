@@ -1,6 +1,6 @@
 """
 Title: Sequence classification with RNNs, 1D CNNs, TCN and Transformer
-Description: Classify digits read as sequences (rows or pixels; embedded digits or sequential MNIST) with LSTM, GRU, BiLSTM, 1D CNN, TCN, Transformer or MLP.
+Description: Classify UCR time series (shipped offline, or any .ts pair) and digits read as sequences (rows or pixels; embedded digits or sequential MNIST) with RNN, LSTM, GRU, BiLSTM, BiGRU, 1D CNN, TCN, Transformer or MLP.
 
 Commands:
 
@@ -9,12 +9,18 @@ Commands:
     dlrecipes run sequence-classification --sequence pixels --model tcn
     dlrecipes run sequence-classification --dataset mnist --sequence pixels \\
         --model tcn --units 32 --epochs 20          # sequential MNIST
+    dlrecipes run sequence-classification --dataset gunpoint --model cnn1d
+    dlrecipes run sequence-classification --dataset ts:A_TRAIN.ts,A_TEST.ts \\
+        --pad --impute                              # any UCR/UEA .ts pair
     python -m recipes.sequence_classification --help
 """
 
 import dataclasses
 
+import numpy as np
+
 from dlrecipes.config import TrainConfig, default, option
+from dlrecipes.data import timeseries
 from dlrecipes.data.sequences import (SEQUENCES, SOURCES, digit_sequences,
                                      mnist_sequences)
 from dlrecipes.errors import UsageError
@@ -29,8 +35,15 @@ MODELS = ("dense", "rnn", "lstm", "gru", "bilstm", "bigru", "cnn1d", "tcn",
 @dataclasses.dataclass(frozen=True)
 class SequenceClassificationConfig(TrainConfig):
     model: str = option("tcn", "architecture", choices=MODELS)
-    dataset: str = option("digits", "digits (embedded) or mnist "
-                          "(tensorflow-datasets)", choices=SOURCES)
+    dataset: str = option(
+        "digits", "digits (embedded) or mnist (tensorflow-datasets), read "
+        "as --sequence; the UCR time series gunpoint, italy_power, osuleaf "
+        "(embedded, the archive's splits); ts:TRAIN.ts,TEST.ts (any UCR/UEA "
+        ".ts pair)")
+    pad: bool = option(False, "ts: files of unequal lengths: pad the series "
+                       "with zeros at the end")
+    impute: bool = option(False, "ts: files with missing values ('?'): "
+                          "interpolate them linearly in time")
     sequence: str = option("rows", "one image row per step, or one pixel "
                            "per step", choices=SEQUENCES)
     data_dir: str = option("", "tensorflow-datasets data directory")
@@ -54,6 +67,21 @@ class SequenceClassificationConfig(TrainConfig):
     warmup_epochs: float = default(2.0)
 
     def check(self):
+        if self.dataset not in SOURCES and not \
+                timeseries.is_ts_dataset(self.dataset):
+            raise UsageError("--dataset: unknown dataset "
+                             f"{self.dataset!r}; valid choices: "
+                             f"{', '.join(SOURCES + timeseries.SOURCES)}")
+        if timeseries.is_ts_dataset(self.dataset):
+            if self.sequence != "rows":
+                raise UsageError("--sequence reads images; the time series "
+                                 f"of {self.dataset} are sequences already. "
+                                 f"Received: sequence={self.sequence}")
+            if self.dataset.startswith("ts:"):
+                timeseries.ts_paths(self.dataset)
+        elif self.pad or self.impute:
+            raise UsageError("--pad and --impute are for ts: files. "
+                             f"Received: dataset={self.dataset}")
         if self.model == "transformer" and self.units % self.num_heads:
             raise UsageError(f"--num-heads must divide --units "
                              f"({self.units}). Received: "
@@ -64,13 +92,14 @@ class SequenceClassificationConfig(TrainConfig):
 class SequenceClassification(Recipe):
     name = "sequence-classification"
     config_class = SequenceClassificationConfig
-    description = ("Classify digits read as sequences (rows or pixels; "
-                   "embedded digits or sequential MNIST) with LSTM, GRU, "
-                   "BiLSTM, 1D CNN, TCN, Transformer or MLP.")
-    datasets = SOURCES
+    description = ("Classify UCR time series (GunPoint, ItalyPowerDemand, "
+                   "OSULeaf offline; any .ts pair) or digits read as "
+                   "sequences with RNN, LSTM, GRU, BiLSTM, BiGRU, 1D CNN, "
+                   "TCN, Transformer or MLP.")
+    datasets = SOURCES + timeseries.SOURCES
     tfds_datasets = ("mnist",)
     data_fields = ("dataset", "sequence", "data_dir", "val_fraction",
-                   "batch_size", "seed")
+                   "batch_size", "seed", "pad", "impute")
 
     # ## Load the data
     #
@@ -83,8 +112,23 @@ class SequenceClassification(Recipe):
     # the end of tfds' train split validates, its test split tests. Pixels
     # stay raw (0..16, 0..255): the model rescales them (`data.scale`), so
     # the saved `model.keras` takes raw sequences.
+    #
+    # Real time series: `gunpoint` (2 classes, 150 steps, 50 training / 150
+    # test series), `italy_power` (2 classes, 24 steps, 67 / 1,029) and
+    # `osuleaf` (6 classes, 427 steps, 200 / 242) from the UCR archive,
+    # shipped in `dlrecipes/data/ucr.npz` with the archive's own splits
+    # (`dlrecipes.data.timeseries`), or `ts:TRAIN.ts,TEST.ts`, any
+    # univariate or multivariate UCR/UEA `.ts` pair with class labels
+    # (`--pad` zero-pads unequal lengths at the end, `--impute`
+    # interpolates `?` values). A stratified `--val-fraction` of the
+    # training split validates; `metrics.json` adds the archive's reference
+    # baseline, 1-nearest-neighbour with the Euclidean distance over the
+    # whole training split (`test_1nn_accuracy`).
 
     def load_data(self, config):
+        if timeseries.is_ts_dataset(config.dataset):
+            return timeseries.ts_data(config.dataset, config.val_fraction,
+                                      pad=config.pad, impute=config.impute)
         if config.dataset == "mnist":
             return mnist_sequences(config.sequence, config.val_fraction,
                                    config.batch_size, config.seed,
@@ -177,7 +221,16 @@ class SequenceClassification(Recipe):
     def report(self, model, data, run_dir, config):
         from dlrecipes.training import reports
 
-        return reports.confusion(model, data, run_dir)[3]
+        metrics = reports.confusion(model, data, run_dir)[3]
+        if timeseries.is_ts_dataset(config.dataset):
+            # The archive's reference: 1-NN on its whole training split.
+            train = data.train
+            if data.val is not None:
+                train = tuple(np.concatenate(parts) for parts in
+                              zip(data.train, data.val))
+            metrics["test_1nn_accuracy"] = \
+                timeseries.nearest_neighbour_accuracy(train, data.test)
+        return metrics
 
 
 if __name__ == "__main__":
