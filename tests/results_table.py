@@ -25,26 +25,35 @@ def _prose_lines(source):
         yield re.sub(r"^\s*#\s?", "", line).strip()
 
 
-def results_table(module):
+def results_table(module, first_column=None):
     """Rows of the first markdown table after the `## Results` heading in
-    `module`'s source: `[{column: cell text}, ...]`."""
+    `module`'s source (with `first_column`, of the first one whose header
+    starts with that column): `[{column: cell text}, ...]`."""
     lines = list(_prose_lines(inspect.getsource(module)))
     try:
         start = lines.index("## Results")
     except ValueError:
         raise AssertionError(f"{module.__name__} has no '## Results' "
                              "section") from None
-    table = []
+    tables, table = [], []
     for line in lines[start + 1:]:
         if line.startswith("## "):
             break
         if line.startswith("|"):
             table.append([c.strip() for c in line.strip("|").split("|")])
         elif table:
-            break
+            tables.append(table)
+            table = []
+    if table:
+        tables.append(table)
+    if first_column is not None:
+        tables = [t for t in tables if t and t[0][0] == first_column]
+    table = tables[0] if tables else []
     if len(table) < 3 or not set("".join(table[1])) <= set("-: "):
         raise AssertionError(f"{module.__name__}: no markdown table "
-                             "(header, rule, rows) in its Results section")
+                             "(header, rule, rows) in its Results section"
+                             + (f" starting with {first_column!r}"
+                                if first_column else ""))
     header = table[0]
     rows = [dict(zip(header, cells)) for cells in table[2:]]
     for cells in table[2:]:

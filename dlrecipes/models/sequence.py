@@ -12,8 +12,12 @@ imports it at the top, and Keras loads when a model is built.
 
 from dlrecipes.lazy import dl_layers, keras
 
-ENCODERS = ("dense", "rnn", "lstm", "gru", "bilstm", "bigru", "cnn1d", "tcn",
-            "transformer")
+ENCODERS = ("dense", "rnn", "lstm", "gru", "bilstm", "bigru", "cnn1d", "fcn",
+            "tcn", "transformer")
+# The fully convolutional network of Wang et al. 2017 (the time-series
+# classification baseline): three conv-batch norm-ReLU blocks, then global
+# average pooling; widths as multiples of `units` (64: their 128, 256, 128).
+FCN_BLOCKS = ((2, 8), (4, 5), (2, 3))
 # The recurrent encoders: Keras layer and whether it reads both directions.
 RECURRENT = {"rnn": ("SimpleRNN", False), "lstm": ("LSTM", False),
              "gru": ("GRU", False), "bilstm": ("LSTM", True),
@@ -130,6 +134,13 @@ def sequence_encoder(x, model, *, units, num_layers=1, dropout=0.0,
                                     kernel_initializer=init,
                                     name=f"conv_{i}")(x)
         x = keras.layers.GlobalMaxPooling1D(name="max_pool")(x)
+        return keras.layers.Dropout(dropout, name="dropout")(x)
+    if model == "fcn":
+        for i, (factor, size) in enumerate(FCN_BLOCKS):
+            x = dl_layers.ConvNormAct(
+                units * factor, size, rank=1, norm="batch", activation=act,
+                kernel_initializer=init, name=f"fcn_{i}")(x)
+        x = keras.layers.GlobalAveragePooling1D(name="mean_pool")(x)
         return keras.layers.Dropout(dropout, name="dropout")(x)
     if model == "tcn":
         x = tcn_layer(units, kernel_size, dilations, dropout=dropout,
