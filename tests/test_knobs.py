@@ -365,3 +365,31 @@ def test_monitor_bad_names():
         config_from_flags("image-classification", ["--monitor", "gap,weights"])
     with pytest.raises(UsageError, match="names gap twice"):
         config_from_flags("image-classification", ["--monitor", "gap,gap"])
+
+
+def test_mc_dropout_figures_on_a_batched_dataset():
+    """tfds and text recipes hold their test split as batches (strings,
+    for text): the passes predict them in order, the labels come from the
+    same batches."""
+    import tensorflow as tf
+
+    from dlrecipes.data.description import Data
+    from dlrecipes.training.uncertainty import mc_dropout_figures
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    inputs = keras.Input((3,))
+    hidden = keras.layers.Dropout(0.3)(keras.layers.Dense(16)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(
+        2, activation="softmax")(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=40, epochs=100, verbose=0)
+    test = tf.data.Dataset.from_tensor_slices((x, y)).batch(7)
+    data = Data((x, y), None, test, input_shape=(3,), num_classes=2,
+                class_names=("neg", "pos"))
+    figures = mc_dropout_figures(model, data, 4, seed=0)
+    plain = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
+    assert abs(figures["mc_dropout_test_accuracy"] - plain) <= 0.1
+    assert figures["mc_dropout_test_accuracy"] > 0.8

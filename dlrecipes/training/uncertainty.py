@@ -17,15 +17,14 @@ import numpy as np
 
 from dlrecipes.lazy import import_keras
 from dlrecipes.training import plots
-from dlrecipes.training.reports import test_arrays
 
 keras = import_keras()
 
 
 def mc_dropout_model(model, seed=None):
-    """`(copy, rates)`: a copy of functional or sequential `model`, its
-    weights shared by value, whose top-level `Dropout` layers with a
-    non-zero rate drop at inference too; `rates` lists their rates
+    """`(copy, rates)`: a copy of functional or sequential `model` sharing
+    its layers (and so its weights), whose top-level `Dropout` layers with
+    a non-zero rate are replaced by ones that drop at inference too; `rates` lists their rates
     (empty: the model has no dropout to sample, and the copy is the model
     itself)."""
     from dlrecipes.layers import MCDropout
@@ -39,15 +38,12 @@ def mc_dropout_model(model, seed=None):
             return MCDropout(layer.rate, noise_shape=layer.noise_shape,
                              seed=None if seed is None else seed + len(rates),
                              name=layer.name)
-        return layer.__class__.from_config(layer.get_config())
+        # Shared, not copied: the same weights, and what a config does
+        # not hold (a TextVectorization's vocabulary) comes along.
+        return layer
 
     copy = keras.models.clone_model(model, clone_function=clone)
-    if not rates:
-        return model, rates
-    for layer in model.layers:
-        if layer.weights and not isinstance(layer, keras.layers.Dropout):
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
-    return copy, rates
+    return (copy, rates) if rates else (model, rates)
 
 
 def entropy(probs, axis=-1):
@@ -71,11 +67,17 @@ def mc_dropout_figures(model, data, passes, run_dir=None, seed=None,
     if not rates:
         raise ValueError("the model has no Dropout layer with a non-zero "
                          "rate: Monte Carlo dropout has nothing to sample")
-    x, y = test_arrays(data)
+    if isinstance(data.test, tuple):
+        x, y = data.test
+        source = dict(x=x, batch_size=batch_size)
+    else:  # a batched dataset (tfds, text): its own batches, in order
+        x = None
+        y = np.concatenate([np.asarray(batch[1]) for batch in data.test])
+        source = dict(x=data.test)
     y = np.asarray(y).astype(int)
     samples = np.stack([
-        np.asarray(sampler.predict(x, batch_size=batch_size, verbose=0),
-                   dtype="float64") for _ in range(passes)])  # (T, n, k)
+        np.asarray(sampler.predict(**source, verbose=0), dtype="float64")
+        for _ in range(passes)])  # (T, n, k)
     mean = samples.mean(axis=0)
     pred = mean.argmax(axis=-1)
     total = entropy(mean)
@@ -92,8 +94,9 @@ def mc_dropout_figures(model, data, passes, run_dir=None, seed=None,
             float(total[~correct].mean()) if (~correct).any() else None),
         "mc_dropout_mutual_information": float((total - expected).mean()),
     }
-    x = np.asarray(x)
-    if run_dir is not None and x.ndim == 4 and x.dtype != object:
+    if x is not None:
+        x = np.asarray(x)
+    if run_dir is not None and x is not None and x.ndim == 4:
         order = np.argsort(-total)[:show]
         titles = [f"true: {data.class_names[y[i]]}\n"
                   f"pred: {data.class_names[pred[i]]} H={total[i]:.2f}"
