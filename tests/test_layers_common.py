@@ -70,6 +70,11 @@ CASES = {
              attention_dropout=0.1, bias_initializer="ones",
              kernel_regularizer="l2"),
         (2, 6, 4), dict(supports_masking=True)),
+    dl_layers.TransformerDecoder: (
+        dict(num_heads=2, intermediate_dim=8, normalize_first=True,
+             attention_dropout=0.1, bias_initializer="ones",
+             kernel_regularizer="l2"),
+        (2, 6, 4), dict(supports_masking=True)),
     dl_layers.SinePositionEncoding: (
         dict(max_wavelength=100), (2, 6, 4),
         dict(supports_masking=True, run_training_check=False)),
@@ -184,6 +189,7 @@ INITIALIZED = {
     dl_layers.TemporalBlock: ("kernel_initializer", ("kernel",)),
     dl_layers.TCN: ("kernel_initializer", ("kernel",)),
     dl_layers.TransformerEncoder: ("kernel_initializer", ("kernel",)),
+    dl_layers.TransformerDecoder: ("kernel_initializer", ("kernel",)),
     dl_layers.UpsamplingBlock: ("kernel_initializer", ("kernel",)),
     dl_layers.UNet: ("kernel_initializer", ("kernel",)),
     dl_layers.PositionEmbedding: ("initializer", ("embeddings",)),

@@ -13,6 +13,7 @@ from dlrecipes.layers.dense_block import DenseBlock  # noqa: F401,E402
 from dlrecipes.layers.inception import InceptionBlock  # noqa: F401,E402
 from dlrecipes.layers.tcn import TCN, TemporalBlock  # noqa: F401,E402
 from dlrecipes.layers.transformer import TransformerEncoder  # noqa: F401,E402
+from dlrecipes.layers.transformer_decoder import TransformerDecoder  # noqa: F401,E402
 from dlrecipes.layers.position import (  # noqa: F401,E402
     PositionEmbedding, SinePositionEncoding, TokenAndPositionEmbedding)
 from dlrecipes.layers.upsampling import UNet, UpsamplingBlock  # noqa: F401,E402

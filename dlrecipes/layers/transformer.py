@@ -22,6 +22,66 @@ from dlrecipes.layers._checks import (check_bool, check_input_rank,
 _LARGE_NEGATIVE = -0.7 * 3.38953e38
 
 
+def merge_masks(padding_mask, attention_mask):
+    """A key padding mask `(batch, k_len)` and an attention mask `(batch,
+    q_len, k_len)` (1/True: may attend), either None, as one boolean mask
+    broadcastable to `(batch, heads, q_len, k_len)`, or None."""
+    mask = None
+    if padding_mask is not None:
+        padding_mask = ops.cast(padding_mask, "bool")  # (batch, k_len)
+        mask = padding_mask[:, None, None, :]  # (batch, 1, 1, k_len)
+    if attention_mask is not None:
+        attention_mask = ops.cast(attention_mask, "bool")
+        attention_mask = attention_mask[:, None, :, :]  # (b, 1, q, k)
+        mask = (attention_mask if mask is None
+                else ops.logical_and(mask, attention_mask))
+    return mask
+
+
+def and_causal(mask, length):
+    """`mask` (or None) and the causal mask of a self-attention over
+    `length` steps: query `i` attends to keys `j <= i`."""
+    positions = ops.arange(length)
+    causal = ops.greater_equal(positions[:, None],
+                               positions[None, :])  # (q, k)
+    causal = causal[None, None, :, :]
+    return causal if mask is None else ops.logical_and(mask, causal)
+
+
+def attend(query, key, value, mask, is_causal, explicit, probs_dropout,
+           training, flash_attention):
+    """Multi-head attention of projected `(batch, len, heads, head_dim)`
+    tensors: `(output, probabilities)`, the probabilities `(batch, heads,
+    q_len, k_len)` when `explicit`, else None (the backend's fused kernel,
+    `keras.ops.dot_product_attention`). `mask` is a boolean mask from
+    `merge_masks`/`and_causal` or None; `is_causal` asks the fused kernel
+    for the causal mask itself (only without `mask`)."""
+    if not explicit:
+        output = ops.dot_product_attention(
+            query, key, value, bias=None, mask=mask, scale=None,
+            is_causal=is_causal, flash_attention=flash_attention)
+        return output, None
+    if is_causal:
+        mask = and_causal(mask, ops.shape(query)[1])
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    logits = ops.einsum("bqnh,bknh->bnqk", query, key)
+    logits = ops.cast(logits, "float32") * scale  # softmax in float32
+    if mask is not None:
+        logits = ops.where(mask, logits, _LARGE_NEGATIVE)
+    probs = ops.cast(ops.softmax(logits, axis=-1), value.dtype)
+    weights = probs
+    if probs_dropout is not None:
+        weights = probs_dropout(probs, training=training)
+    return ops.einsum("bnqk,bknh->bqnh", weights, value), probs
+
+
+def check_flash_attention(flash_attention):
+    if flash_attention not in (None, True, False):
+        raise ValueError("`flash_attention` must be None, True or False. "
+                         f"Received: flash_attention={flash_attention!r}")
+    return flash_attention
+
+
 @keras.saving.register_keras_serializable(package="dlrecipes")
 class TransformerEncoder(keras.layers.Layer):
     """Transformer encoder block: self-attention and feed-forward network.
@@ -151,10 +211,7 @@ class TransformerEncoder(keras.layers.Layer):
         self.use_bias = check_bool("use_bias", use_bias)
         self.attention_dropout = check_rate("attention_dropout",
                                             attention_dropout)
-        if flash_attention not in (None, True, False):
-            raise ValueError("`flash_attention` must be None, True or False. "
-                             f"Received: flash_attention={flash_attention!r}")
-        self.flash_attention = flash_attention
+        self.flash_attention = check_flash_attention(flash_attention)
         self.supports_masking = True
 
     def build(self, input_shape):
@@ -228,37 +285,10 @@ class TransformerEncoder(keras.layers.Layer):
         """One boolean mask broadcastable to (batch, heads, q_len, k_len),
         or None. The causal part is included when `with_causal` (the fused
         kernel takes it as `is_causal` when there is no other mask)."""
-        mask = None
-        if padding_mask is not None:
-            padding_mask = ops.cast(padding_mask, "bool")  # (batch, seq)
-            mask = padding_mask[:, None, None, :]  # (batch, 1, 1, k_len)
-        if attention_mask is not None:
-            attention_mask = ops.cast(attention_mask, "bool")
-            attention_mask = attention_mask[:, None, :, :]  # (b, 1, q, k)
-            mask = (attention_mask if mask is None
-                    else ops.logical_and(mask, attention_mask))
+        mask = merge_masks(padding_mask, attention_mask)
         if self.causal and (mask is not None or with_causal):
-            length = ops.shape(inputs)[1]
-            positions = ops.arange(length)
-            causal = ops.greater_equal(positions[:, None],
-                                       positions[None, :])  # (q, k)
-            causal = causal[None, None, :, :]
-            mask = causal if mask is None else ops.logical_and(mask, causal)
+            mask = and_causal(mask, ops.shape(inputs)[1])
         return mask
-
-    def _explicit_attention(self, query, key, value, mask, training):
-        """Attention with its probabilities: `(output, probabilities)`,
-        `(batch, seq, heads, head_dim)` and `(batch, heads, q, k)`."""
-        scale = 1.0 / math.sqrt(query.shape[-1])
-        logits = ops.einsum("bqnh,bknh->bnqk", query, key)
-        logits = ops.cast(logits, "float32") * scale  # softmax in float32
-        if mask is not None:
-            logits = ops.where(mask, logits, _LARGE_NEGATIVE)
-        probs = ops.cast(ops.softmax(logits, axis=-1), value.dtype)
-        weights = probs
-        if self._probs_dropout is not None:
-            weights = self._probs_dropout(probs, training=training)
-        return ops.einsum("bnqk,bknh->bqnh", weights, value), probs
 
     def call(self, inputs, padding_mask=None, attention_mask=None,
              training=None, return_attention_scores=False, mask=None):
@@ -284,15 +314,12 @@ class TransformerEncoder(keras.layers.Layer):
             bool(training) and self._probs_dropout is not None)
         combined = self._attention_mask(inputs, padding_mask, attention_mask,
                                         with_causal=explicit)
-        if explicit:
-            x, scores = self._explicit_attention(query, key, value, combined,
-                                                 training)
-        else:
-            x = ops.dot_product_attention(
-                query, key, value, bias=None, mask=combined, scale=None,
-                is_causal=self.causal and combined is None,
-                flash_attention=self.flash_attention,
-            )  # (batch, seq, heads, head_dim)
+        x, scores = attend(query, key, value, combined,
+                           is_causal=self.causal and combined is None,
+                           explicit=explicit,
+                           probs_dropout=self._probs_dropout,
+                           training=training,
+                           flash_attention=self.flash_attention)
         x = self._attention_output(x)  # (batch, seq, hidden)
         x = self._attention_dropout(x, training=training)
         x = x + residual
