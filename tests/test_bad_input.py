@@ -20,6 +20,7 @@ TL = ["run", "transfer-learning"]
 TS = ["run", "timeseries-forecasting"]
 SC = ["run", "sequence-classification"]
 TC = ["run", "text-classification"]
+S2S = ["run", "sequence-to-sequence"]
 TUNE = ["tune", "image-classification"]
 
 # Files the cases name as {key}; written by the `files` fixture.
@@ -247,6 +248,26 @@ CASES = [
     ("ts-sequence-pixels", SC + ["--dataset", "gunpoint", "--sequence",
                                  "pixels"], 2,
      "--sequence reads images; the time series of gunpoint"),
+    ("seq2seq-zero-digits", S2S + ["--digits", "0"], 2,
+     "--digits must be in [1, 6]. Received: digits=0"),
+    ("seq2seq-seven-digits", S2S + ["--digits", "7"], 2,
+     "--digits must be in [1, 6]. Received: digits=7"),
+    ("seq2seq-unknown-task", S2S + ["--task", "multiplication"], 2,
+     "addition, reversal, sorting"),
+    ("seq2seq-unknown-model", S2S + ["--model", "gru"], 2,
+     "lstm, lstm-attention, transformer"),
+    ("seq2seq-too-many-problems", S2S + ["--digits", "1"], 2,
+     "--train-size 5000 and --test-size 1000: addition with 1 digit has "
+     "only 100 distinct problems; ask for fewer (--test-size below 100), "
+     "or more --digits"),
+    ("seq2seq-too-many-reversals", S2S + ["--task", "reversal",
+                                          "--train-size", "100",
+                                          "--test-size", "20"], 2,
+     "reversal with 2 digits has only 110 distinct problems; ask for at "
+     "most 90 training problems (or more --digits)"),
+    ("seq2seq-heads-vs-units", S2S + ["--model", "transformer", "--units",
+                                      "30", "--num-heads", "4"], 2,
+     "--num-heads must divide --units (30)"),
     ("text-folder-missing", TC + ["--dataset", "folder:/no/such/dir"], 2,
      "folder not found"),
     ("unwritable-output", IC + ["--output-dir", "{text.txt}/runs"], 2,

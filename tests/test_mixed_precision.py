@@ -64,9 +64,10 @@ def test_forced_policy_must_be_mixed(monkeypatch):
 
 def _one_batch(part, n=32):
     """(fit kwargs, predict input) of the first `n` training examples."""
-    if isinstance(part, tuple):
-        x, y = part[0][:n], part[1][:n]
-        return {"x": x, "y": y, "batch_size": n}, x[:8]
+    if isinstance(part, tuple):  # x may be several arrays (seq2seq)
+        x = keras.tree.map_structure(lambda a: a[:n], part[0])
+        return ({"x": x, "y": part[1][:n], "batch_size": n},
+                keras.tree.map_structure(lambda a: a[:8], x))
     batch = part.take(1)  # a batched tf.data.Dataset (e.g. raw strings)
     return {"x": batch}, batch
 
