@@ -215,6 +215,11 @@ def build_ensemble(paths, recipe, combine="mean", output_dir="ensembles",
                               source=os.path.join(paths[0], "config.json"))
     models = [dlrecipes.load_model(os.path.join(p, "model.keras"),
                                    compile=False) for p in paths]
+    if len(models[0].inputs) != 1:
+        raise UsageError(
+            f"an ensemble combines models of one input; {paths[0]} is a "
+            f"{recipe.name} model of {len(models[0].inputs)} inputs "
+            f"({', '.join(t.name for t in models[0].inputs)})")
     shape = tuple(models[0].inputs[0].shape[1:])
     out_shape = tuple(models[0].outputs[0].shape[1:])
     for path, model in zip(paths[1:], models[1:]):

@@ -155,7 +155,33 @@ class SequenceToSequence(Recipe):
     # models) shows which source characters each answer character read;
     # `translator.keras` answers raw strings.
     #
-    # (Results table: see the README and tests/test_seq2seq_quality.py.)
+    # Two-digit addition with the defaults (5,000 problems of which 500
+    # validate, 1,000 test problems, 50 epochs, Adam 1e-3, batch 32,
+    # TensorFlow on CPU, seed 0; 100-130 s a run on 2 cores). The
+    # baselines are the run's own, on the same test problems: the nearest
+    # training query's answer scores exact match 0.000 and character
+    # accuracy 0.473, the commonest character per position 0.001 and
+    # 0.387. Checked by tests/test_seq2seq_quality.py (slow).
+    #
+    # | model          | reverse | exact match | char accuracy | parameters |
+    # |----------------|---------|-------------|---------------|------------|
+    # | lstm           | no      | 0.970       | 0.984         | 167,373    |
+    # | lstm           | yes     | 0.986       | 0.995         | 167,373    |
+    # | lstm-attention | no      | 0.996       | 0.999         | 200,397    |
+    # | lstm-attention | yes     | 0.982       | 0.992         | 200,397    |
+    # | transformer    | no      | 0.995       | 0.998         | 337,293    |
+    # | transformer    | yes     | 0.998       | 0.999         | 337,293    |
+    #
+    # Reversal is what lets the plain LSTM learn quickly; with attention
+    # every answer character reads the source characters it needs wherever
+    # they sit, and reversal stops mattering (the reversed attention run
+    # is 0.004 below the forward one, within a seed's spread). At 15
+    # epochs the difference reversal makes to the plain LSTM is large:
+    #
+    # | lstm, 15 epochs | exact match (seeds 0 / 1 / 2) | exact match mean | char accuracy (seeds 0 / 1 / 2) | char accuracy mean |
+    # |-----------------|-------------------------------|------------------|---------------------------------|--------------------|
+    # | forward         | 0.310 / 0.563 / 0.344         | 0.406            | 0.730 / 0.821 / 0.750           | 0.767              |
+    # | reversed        | 0.762 / 0.792 / 0.709         | 0.754            | 0.903 / 0.910 / 0.875           | 0.896              |
 
     def report(self, model, data, run_dir, config):
         from dlrecipes.models.seq2seq import seq2seq_report

@@ -240,3 +240,42 @@ def test_report_files_and_figures(tmp_path):
                 "test_majority_char_accuracy"):
         assert 0.0 <= metrics[key] <= 1.0
     json.dumps(metrics)
+
+
+def test_a_run_answers_raw_strings_and_refuses_explain_and_ensemble(
+        tmp_path, capsys, monkeypatch):
+    """One quick run through the CLI: its `translator.keras` answers raw
+    queries as the report scored them; `explain` and `ensemble` (models of
+    one input) refuse it in one line, exit 2, writing nothing."""
+    from conftest import metrics, run_dir_of
+    from dlrecipes.cli import main
+
+    out = str(tmp_path / "runs")
+    assert main(["run", "sequence-to-sequence", "--epochs", "1", "--units",
+                 "8", "--train-size", "200", "--test-size", "50",
+                 "--model", "lstm-attention", "--reverse", "--output-dir",
+                 out, "--verbose", "0"]) == 0
+    run = run_dir_of(out, "sequence-to-sequence")
+    found = metrics(run)
+    translator = dlrecipes.load_model(os.path.join(run, "translator.keras"))
+    assert translator.reverse
+    data = problems.seq2seq_data("addition", 2, 200, 50, reverse=True)
+    answers = translator.translate(data.test_queries)
+    assert found["test_exact_match"] == np.mean(
+        [a == b for a, b in zip(answers, data.test_answers)])
+    import shutil
+
+    copy = str(tmp_path / "copy")
+    shutil.copytree(run, copy)  # a second finished run of the same config
+    monkeypatch.chdir(tmp_path)
+    before = sorted(os.listdir(tmp_path))
+    capsys.readouterr()
+    for argv, message in (
+            (["explain", run], "explain's methods explain models of one "
+             "input"),
+            (["ensemble", run, copy], "an ensemble combines models of one "
+             "input; ")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], err
+    assert sorted(os.listdir(tmp_path)) == before

@@ -145,6 +145,12 @@ def load_subject(path, recipe):
                               source=os.path.join(path, "config.json"))
     model = dlrecipes.load_model(os.path.join(path, "model.keras"),
                                  compile=False)
+    if len(model.inputs) != 1:
+        raise UsageError(
+            f"no method applies to {path}: its {recipe.name} model reads "
+            f"{len(model.inputs)} inputs "
+            f"({', '.join(t.name for t in model.inputs)}), and explain's "
+            "methods explain models of one input")
     data = recipe.load_data(config)
     x, y = _test_examples(data, max(TSNE_EXAMPLES, CHECK_EXAMPLES))
     shape = tuple(data.input_shape)

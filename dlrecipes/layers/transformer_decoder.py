@@ -190,7 +190,6 @@ class TransformerDecoder(keras.layers.Layer):
         head_dim = hidden // self.num_heads
         shape = tuple(decoder_sequence_shape)
         length = shape[1]
-        heads_shape = (shape[0], length, self.num_heads, head_dim)
         bias = self.use_bias
 
         # Causal self-attention sub-block.

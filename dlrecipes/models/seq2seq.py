@@ -316,6 +316,9 @@ def translator_for(model, data):
     """The `GreedyTranslator` of a trained model on `data`'s vocabulary."""
     from dlrecipes.data.seq2seq import START
 
+    # A new functional model over the same layers: the translator saves
+    # the weights, not the training run's compiled state.
+    model = keras.Model(model.inputs, model.outputs, name=model.name)
     return GreedyTranslator(model, data.vocabulary,
                             data.vocabulary.index(START),
                             reverse=data.reverse, name="greedy_translator")
@@ -398,5 +401,6 @@ def attention_figure(maps, sources, predicted, vocabulary, titles, path):
         ax.set_xlabel("source (as read)")
         ax.set_title(title)
     axes[0][0].set_ylabel("answer (greedy)")
-    fig.suptitle("attention of each answer character ('_': padding)")
+    fig.suptitle("attention of each answer character ('_': padding)",
+                 y=1.04)
     plots.save_figure(fig, path)
