@@ -60,6 +60,10 @@ class ImageClassificationConfig(TrainConfig):
     drop_path: float = option(0.0, "stochastic depth of resnet's residual "
                               "blocks: the last block's drop rate, rising "
                               "linearly from 0 (0: off)", min=0, max=0.95)
+    aux_loss: float = option(0.0, "inception: weight of GoogLeNet's "
+                             "auxiliary classifiers' loss, one classifier "
+                             "after every stage but the last (0: none; "
+                             "GoogLeNet: 0.3)", min=0)
     augment: str = option(
         "auto", "augmentation: a preset (" + ", ".join(AUGMENTS) + "; "
         "auto: light, the flip chosen per dataset) and/or operations ("
@@ -90,6 +94,18 @@ class ImageClassificationConfig(TrainConfig):
                                  f"only. Received: dataset={self.dataset}")
             images.parse_classes(self.classes, 10)
         images.check_dataset(self.dataset, ("digits", *TFDS_FLIP))
+        if self.aux_loss > 0:
+            if self.model != "inception" or self.stages < 2:
+                raise UsageError(
+                    "--aux-loss works with --model inception and --stages "
+                    ">= 2 (an auxiliary classifier reads every stage but the "
+                    f"last). Received: model={self.model}, "
+                    f"stages={self.stages}")
+            if self.teacher:
+                raise UsageError("--aux-loss and --teacher: the auxiliary "
+                                 "classifiers learn from the labels, the "
+                                 "distilled student from the teacher; "
+                                 "choose one")
         if self.drop_path > 0 and self.model != "resnet":
             raise UsageError("--drop-path works with --model resnet only "
                              "(its residual blocks). Received: "
@@ -173,7 +189,12 @@ class ImageClassification(Recipe):
     # strided stems only from 64 pixels up) ends in a softmax kept in
     # float32 under mixed precision. `--activation` is every hidden layer's;
     # `--drop-path` drops resnet's residual branches (stochastic depth, the
-    # rate rising with depth). Batch norm's moving averages are shortened
+    # rate rising with depth). `--aux-loss W` gives inception GoogLeNet's
+    # auxiliary classifiers, one after every stage but the last
+    # (`dlrecipes.vision.models.auxiliary_head`), whose cross-entropy joins
+    # the training loss with weight W (`AuxiliaryClassifierModel`); they
+    # are training aids: `predict`, the test figures and the reports see
+    # the main classifier alone. Batch norm's moving averages are shortened
     # for runs too short to settle them.
 
     def build_model(self, config, data):
@@ -183,15 +204,28 @@ class ImageClassification(Recipe):
         if size and tuple(data.input_shape[:2]) != (size, size):
             x = keras.layers.Resizing(size, size)(x)
         x = augment(x, config.augment, flip=data.flip, seed=config.seed)
+        taps = [] if config.aux_loss > 0 else None
+        act = config.hidden_activation or "relu"
         x = models.features(
             x, config.model, width=config.width, stages=config.stages,
             depth=config.depth, norm=config.norm, dropout=config.dropout,
-            kernel_initializer=config.initializer,
-            activation=config.hidden_activation or "relu",
-            drop_path=config.drop_path)
+            kernel_initializer=config.initializer, activation=act,
+            drop_path=config.drop_path, taps=taps)
         outputs = keras.layers.Dense(data.num_classes, activation="softmax",
                                      dtype="float32", name="classifier")(x)
-        model = keras.Model(inputs, outputs, name=f"{config.model}_classifier")
+        name = f"{config.model}_classifier"
+        if taps:
+            from dlrecipes.models.auxiliary import AuxiliaryClassifierModel
+
+            heads = [models.auxiliary_head(
+                tap, data.num_classes, config.width, config.norm,
+                config.initializer, act, name=f"auxiliary_classifier_{i}")
+                for i, tap in enumerate(taps)]
+            model = AuxiliaryClassifierModel(inputs, [outputs, *heads],
+                                             aux_weight=config.aux_loss,
+                                             name=name)
+        else:
+            model = keras.Model(inputs, outputs, name=name)
         return models.settle_batch_norm(model, data.num_examples("train"),
                                         config.batch_size, config.epochs)
 
@@ -237,6 +271,12 @@ class ImageClassification(Recipe):
     #
     # Outlines (`--kind shapes`) are much harder than orientation to learn
     # from scratch on so few images: for real photos, use transfer-learning.
+
+    def restore(self, path, config, data):
+        # With --aux-loss, the classifier without its auxiliary heads.
+        model = super().restore(path, config, data)
+        main_model = getattr(model, "main_model", None)
+        return main_model() if main_model else model
 
     def report(self, model, data, run_dir, config):
         from dlrecipes.training.reports import image_classification_report

@@ -145,6 +145,9 @@ def load_subject(path, recipe):
                               source=os.path.join(path, "config.json"))
     model = dlrecipes.load_model(os.path.join(path, "model.keras"),
                                  compile=False)
+    main_model = getattr(model, "main_model", None)
+    if main_model is not None:  # the classifier without auxiliary heads
+        model = main_model()
     if len(model.inputs) != 1:
         raise UsageError(
             f"no method applies to {path}: its {recipe.name} model reads "

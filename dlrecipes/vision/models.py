@@ -31,7 +31,7 @@ NORM_GROUPS = 32
 
 def features(x, model, width=32, stages=2, depth=1, norm="batch",
              dropout=0.2, kernel_initializer="he_normal", activation="relu",
-             drop_path=0.0):
+             drop_path=0.0, taps=None):
     """`x` (batch, height, width, channels) through feature extractor
     `model`, to `(batch, features)` with dropout at the end.
 
@@ -58,7 +58,8 @@ def features(x, model, width=32, stages=2, depth=1, norm="batch",
     `activation` is every hidden layer's (None: relu); `drop_path` (resnet
     only) is the stochastic-depth rate of the last residual block, the
     earlier ones' rising linearly from 0 with the block's index, as in timm
-    (a single block gets `drop_path`).
+    (a single block gets `drop_path`). `taps` (inception only): a list
+    that receives the features GoogLeNet's auxiliary classifiers read.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {', '.join(MODELS)}. "
@@ -93,7 +94,7 @@ def features(x, model, width=32, stages=2, depth=1, norm="batch",
         return alexnet_features(x, width, norm, dropout, init, act)
     if model == "inception":
         return inception_features(x, width, stages, depth, norm, dropout,
-                                  init, act)
+                                  init, act, taps=taps)
     if model == "densenet":
         return densenet_features(x, width, stages, depth, norm, dropout,
                                  init, act)
@@ -206,7 +207,8 @@ def _stem(x, filters, norm, init, act, plain=False):
                                  kernel_initializer=init, name="stem")(x)
 
 
-def inception_features(x, width, stages, depth, norm, dropout, init, act):
+def inception_features(x, width, stages, depth, norm, dropout, init, act,
+                       taps=None):
     """GoogLeNet (Szegedy et al. 2014) scaled to the input: a stem
     (`width` filters; `_stem`), then `stages` stages of `depth`
     `InceptionBlock`s with 3x3 stride-2 max pooling between stages, global
@@ -215,7 +217,9 @@ def inception_features(x, width, stages, depth, norm, dropout, init, act):
     Every block has inception (3a)'s proportions with its 64 1x1 filters
     replaced by `c = width * 2 ** stage`: 1x1 `c`, 3x3 reduce `3c/2`, 3x3
     `2c`, 5x5 reduce `c/4`, 5x5 `c/2`, pool projection `c/2` (`4c`
-    channels out). GoogLeNet's auxiliary classifiers are not built.
+    channels out). With a list `taps`, the output of every stage but the
+    last is appended to it: where GoogLeNet's auxiliary classifiers read
+    (`auxiliary_head`).
     """
     x = _stem(x, width, norm, init, act)
     for stage in range(stages):
@@ -227,8 +231,29 @@ def inception_features(x, width, stages, depth, norm, dropout, init, act):
             x = dl_layers.InceptionBlock(
                 *filters, norm=norm, activation=act,
                 norm_groups=_groups(*filters), kernel_initializer=init)(x)
+        if taps is not None and stage < stages - 1:
+            taps.append(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.layers.Dropout(dropout)(x)
+
+
+def auxiliary_head(x, num_classes, width, norm, init, act, name):
+    """GoogLeNet's auxiliary classifier scaled to the features `x`: 5x5
+    average pooling with stride 3 (where the map is at least 5 pixels
+    wide), a 1x1 `ConvNormAct` of `4 * width` filters (GoogLeNet: 128), a
+    dense layer of `16 * width` units (1,024), dropout 0.7 and a float32
+    softmax named `name`."""
+    if min(x.shape[1:3]) >= 5:
+        x = keras.layers.AveragePooling2D(5, strides=3)(x)
+    x = dl_layers.ConvNormAct(4 * width, 1, norm=norm, activation=act,
+                              norm_groups=_groups(4 * width),
+                              kernel_initializer=init)(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16 * width, activation=act,
+                           kernel_initializer=init)(x)
+    x = keras.layers.Dropout(0.7)(x)
+    return keras.layers.Dense(num_classes, activation="softmax",
+                              dtype="float32", name=name)(x)
 
 
 def densenet_features(x, width, stages, depth, norm, dropout, init, act):
