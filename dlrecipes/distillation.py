@@ -41,6 +41,13 @@ def targets(labels, teacher_probabilities):
     return np.concatenate([labels, probs], axis=1)
 
 
+# The floor of the probabilities whose logarithms stand for logits: far
+# below Keras' epsilon (1e-7), which would flatten every wrong class a
+# confident teacher gives less than 1e-7 into one value and stop the
+# student's gradient there (the "dark knowledge" is in those classes).
+_TINY = 1e-30
+
+
 def _split(y_true):
     return ops.cast(y_true[..., 0], "int32"), y_true[..., 1:]
 
@@ -72,7 +79,7 @@ class DistillationLoss(keras.losses.Loss):
     def call(self, y_true, y_pred):
         labels, teacher = _split(y_true)
         hard = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
-        eps = keras.backend.epsilon()
+        eps = _TINY
         t = self.temperature
         student = ops.log_softmax(ops.log(ops.clip(y_pred, eps, 1.0)) / t,
                                   axis=-1)
