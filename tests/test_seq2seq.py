@@ -199,7 +199,7 @@ def test_greedy_translator_matches_stepwise_decoding_and_reloads(kind,
     assert isinstance(loaded, models.GreedyTranslator)
     assert loaded.reverse and loaded.characters == problems.VOCABULARY
     assert loaded.translate(queries) == translator.translate(queries)
-    with pytest.raises(ValueError, match="longer than 5 characters"):
+    with pytest.raises(ValueError, match="at most 5 fit"):
         loaded.translate(["123+456"])
     with pytest.raises(ValueError, match="'a' is not in the vocabulary"):
         loaded.translate(["1+a"])

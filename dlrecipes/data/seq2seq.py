@@ -64,29 +64,32 @@ def answer(task, text):
     return "".join(sorted(text))
 
 
-def encode(strings, length):
-    """Strings -> `(n, length)` int32 ids, right-padded with spaces. A
-    string longer than `length` or with a character outside the
-    vocabulary raises `UsageError`."""
+def encode(strings, length, characters=VOCABULARY, start_id=None):
+    """Strings -> `(n, length)` int32 ids in `characters` (id 0 pads),
+    right-padded. A string longer than `length`, or with a character
+    outside `characters` or equal to the start token (`characters[
+    start_id]`, by default "^"), raises `UsageError` (a `ValueError`)."""
+    if start_id is None:
+        start_id = characters.find(START)
+    valid = "".join(c for i, c in enumerate(characters) if i != start_id)
     ids = np.zeros((len(strings), length), "int32")
     for row, text in enumerate(strings):
         if len(text) > length:
             raise UsageError(f"{text!r} has {len(text)} characters; at most "
                              f"{length} fit")
         for col, char in enumerate(text):
-            index = VOCABULARY.find(char)
-            if index < 0 or char == START:
-                raise UsageError(
-                    f"{text!r}: character {char!r} is not in the "
-                    f"vocabulary; valid characters: "
-                    f"{VOCABULARY[1:-1]!r} and space")
+            index = characters.find(char)
+            if index < 0 or index == start_id:
+                raise UsageError(f"{text!r}: character {char!r} is not in "
+                                 f"the vocabulary; valid characters: "
+                                 f"{valid!r}")
             ids[row, col] = index
     return ids
 
 
-def decode(ids):
-    """`(n, length)` ids -> strings, trailing padding removed."""
-    return ["".join(VOCABULARY[int(i)] for i in row).rstrip(PAD)
+def decode(ids, characters=VOCABULARY):
+    """`(n, length)` ids -> strings, trailing padding (id 0) removed."""
+    return ["".join(characters[int(i)] for i in row).rstrip(characters[0])
             for row in np.asarray(ids)]
 
 

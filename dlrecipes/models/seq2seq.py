@@ -263,25 +263,16 @@ class GreedyTranslator(keras.Model):
         """Raw queries -> `(n, source_length)` ids, right-padded (not yet
         reversed); `ValueError` for a query too long or with a character
         outside the vocabulary."""
-        ids = np.zeros((len(strings), self.source_length), "int32")
-        for row, text in enumerate(strings):
-            if len(text) > self.source_length:
-                raise ValueError(f"{text!r} is longer than "
-                                 f"{self.source_length} characters")
-            for col, char in enumerate(text):
-                index = self.characters.find(char)
-                if index < 0 or index == self.start_id:
-                    raise ValueError(
-                        f"{text!r}: {char!r} is not in the vocabulary "
-                        f"{self.characters!r}")
-                ids[row, col] = index
-        return ids
+        from dlrecipes.data.seq2seq import encode
+
+        return encode(list(strings), self.source_length, self.characters,
+                      self.start_id)
 
     def decode(self, ids):
         """`(n, target_length)` ids -> strings, trailing padding removed."""
-        pad = self.characters[0]
-        return ["".join(self.characters[int(i)] for i in row).rstrip(pad)
-                for row in np.asarray(ids)]
+        from dlrecipes.data.seq2seq import decode
+
+        return decode(ids, self.characters)
 
     def translate(self, strings, batch_size=256):
         """Raw queries -> answers: `translate(["535+61"]) == ["596"]`."""
