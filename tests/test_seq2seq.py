@@ -15,6 +15,7 @@ import dlrecipes
 from dlrecipes.data import seq2seq as problems
 from dlrecipes.errors import UsageError
 from dlrecipes.models import seq2seq as models
+from dlrecipes.models.translator import GreedyTranslator
 
 START_ID = problems.VOCABULARY.index(problems.START)
 
@@ -184,7 +185,7 @@ def test_greedy_translator_matches_stepwise_decoding_and_reloads(kind,
     # Sharpen the random model so that its argmaxes depend on the inputs.
     model.layers[-1].set_weights([w * 20 for w in
                                   model.layers[-1].get_weights()])
-    translator = models.GreedyTranslator(model, problems.VOCABULARY,
+    translator = GreedyTranslator(model, problems.VOCABULARY,
                                          START_ID, reverse=True)
     queries = ["12+34", "9+9", "0+0", "7+70"]
     ids = translator.encode(queries)
@@ -196,7 +197,7 @@ def test_greedy_translator_matches_stepwise_decoding_and_reloads(kind,
     path = os.path.join(tmp_path, "translator.keras")
     translator.save(path)
     loaded = dlrecipes.load_model(path)
-    assert isinstance(loaded, models.GreedyTranslator)
+    assert isinstance(loaded, GreedyTranslator)
     assert loaded.reverse and loaded.characters == problems.VOCABULARY
     assert loaded.translate(queries) == translator.translate(queries)
     with pytest.raises(ValueError, match="at most 5 fit"):

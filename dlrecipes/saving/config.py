@@ -48,7 +48,7 @@ def register_dlrecipes_objects():
     `dlrecipes>Name` entries are known to the checks and to Keras. Our own modules, imported whatever the file."""
     from dlrecipes import (distillation, gradient_noise, layers,  # noqa: F401
                            schedules)
-    from dlrecipes.models import auxiliary, gan, seq2seq  # noqa: F401
+    from dlrecipes.models import auxiliary, gan, translator  # noqa: F401
 
 
 def declared_input_shapes(config):
