@@ -9,7 +9,7 @@ Commands:
     dlrecipes run sequence-to-sequence --task addition --digits 3 \\
         --train-size 50000 --reverse
     dlrecipes run sequence-to-sequence --model lstm-attention
-    dlrecipes run sequence-to-sequence --model transformer --task sorting
+    dlrecipes run sequence-to-sequence --model transformer --task sorting  # 5 digits
     python -m recipes.sequence_to_sequence --help
 
 The run directory holds `translator.keras`:
@@ -34,8 +34,9 @@ class SequenceToSequenceConfig(TrainConfig):
     model: str = option("lstm", "encoder-decoder", choices=MODELS)
     task: str = option("addition", "addition ('535+61' -> '596'), reversal "
                        "or sorting of a digit string", choices=problems.TASKS)
-    digits: int = option(2, "addition: digits of each number; reversal, "
-                         "sorting: the longest string", min=1,
+    digits: int = option(0, "addition: digits of each number; reversal, "
+                         "sorting: the longest string (0: 2 for addition, 5 "
+                         "for reversal and sorting)", min=0,
                          max=problems.MAX_DIGITS)
     reverse: bool = option(False, "feed the (padded) query backwards "
                            "(Sutskever et al. 2014)")

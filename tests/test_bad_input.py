@@ -258,10 +258,10 @@ CASES = [
     ("aux-loss-teacher", IC + ["--model", "inception", "--aux-loss", "0.3",
                                "--teacher", "runs/x"], 2,
      "--aux-loss and --teacher"),
-    ("seq2seq-zero-digits", S2S + ["--digits", "0"], 2,
-     "--digits must be in [1, 6]. Received: digits=0"),
+    ("seq2seq-negative-digits", S2S + ["--digits", "-1"], 2,
+     "--digits must be in [0, 6]. Received: digits=-1"),
     ("seq2seq-seven-digits", S2S + ["--digits", "7"], 2,
-     "--digits must be in [1, 6]. Received: digits=7"),
+     "--digits must be in [0, 6]. Received: digits=7"),
     ("seq2seq-unknown-task", S2S + ["--task", "multiplication"], 2,
      "addition, reversal, sorting"),
     ("seq2seq-unknown-model", S2S + ["--model", "gru"], 2,
@@ -271,6 +271,7 @@ CASES = [
      "only 100 distinct problems; ask for fewer (--test-size below 100), "
      "or more --digits"),
     ("seq2seq-too-many-reversals", S2S + ["--task", "reversal",
+                                          "--digits", "2",
                                           "--train-size", "100",
                                           "--test-size", "20"], 2,
      "reversal with 2 digits has only 110 distinct problems; ask for at "

@@ -93,6 +93,14 @@ def test_splits_are_distinct_reversed_and_teacher_forced():
     assert other.test_queries != data.test_queries
 
 
+def test_digits_zero_is_each_task_default():
+    assert [problems.resolve_digits(t, 0) for t in problems.TASKS] == [2, 5,
+                                                                       5]
+    assert problems.resolve_digits("sorting", 3) == 3
+    data = problems.seq2seq_data("sorting", 0, 50, 10)
+    assert data.digits == 5 and data.source_length == 5
+
+
 def test_every_problem_can_be_drawn():
     data = problems.seq2seq_data("reversal", 2, 100, 10, val_fraction=0.0)
     assert data.val is None
@@ -102,7 +110,8 @@ def test_every_problem_can_be_drawn():
 @pytest.mark.parametrize("args, message", [
     (("addition", 1, 95, 10), "ask for at most 90 training problems"),
     (("addition", 1, 1, 100), "ask for fewer (--test-size below 100)"),
-    (("addition", 7, 10, 10), "--digits must be between 1 and 6"),
+    (("addition", 7, 10, 10), "--digits must be between 0"),
+    (("reversal", 0, 111_110, 1), "reversal with 5 digits has only"),
     (("division", 2, 10, 10), "valid choices: addition, reversal, sorting"),
 ])
 def test_check_sizes(args, message):

@@ -25,6 +25,16 @@ VOCABULARY = PAD + "0123456789+" + START
 MAX_DIGITS = 6
 
 
+# `--digits 0`: each task's default length (two-digit addition has 10,000
+# problems; reversal and sorting need longer strings for as many).
+DEFAULT_DIGITS = {"addition": 2, "reversal": 5, "sorting": 5}
+
+
+def resolve_digits(task, digits):
+    """`digits`, or the task's default for 0."""
+    return digits or DEFAULT_DIGITS.get(task, 2)
+
+
 def lengths(task, digits):
     """`(source_length, target_length)`: the padded query and answer."""
     if task == "addition":
@@ -127,9 +137,10 @@ def check_sizes(task, digits, train_size, test_size):
     """Refuse more problems than `task` has (one line, with the limit)."""
     if task not in TASKS:
         raise UsageError("--task: " + choices_message("task", task, TASKS))
-    if not 1 <= digits <= MAX_DIGITS:
-        raise UsageError(f"--digits must be between 1 and {MAX_DIGITS}. "
-                         f"Received: digits={digits}")
+    if not 0 <= digits <= MAX_DIGITS:
+        raise UsageError(f"--digits must be between 0 (the task's default) "
+                         f"and {MAX_DIGITS}. Received: digits={digits}")
+    digits = resolve_digits(task, digits)
     available = distinct_problems(task, digits)
     if train_size + test_size > available:
         what = (f"--train-size {train_size} and --test-size {test_size}: "
@@ -148,6 +159,7 @@ def seq2seq_data(task, digits, train_size, test_size, val_fraction=0.1,
     """`Seq2SeqData` of `train_size + test_size` distinct problems drawn
     with `seed`; `val_fraction` of the training problems validate."""
     check_sizes(task, digits, train_size, test_size)
+    digits = resolve_digits(task, digits)
     rng = np.random.default_rng([seed, TASKS.index(task), digits])
     indices = rng.choice(distinct_problems(task, digits),
                          train_size + test_size, replace=False)
