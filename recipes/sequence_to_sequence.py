@@ -184,6 +184,19 @@ class SequenceToSequence(Recipe):
     # | forward         | 0.310 / 0.563 / 0.344         | 0.406            | 0.730 / 0.821 / 0.750           | 0.767              |
     # | reversed        | 0.762 / 0.792 / 0.709         | 0.754            | 0.903 / 0.910 / 0.875           | 0.896              |
 
+    # Reversal and sorting, defaults (five-character strings, 5,000
+    # problems, 50 epochs, seed 0), against the same run's baselines:
+    #
+    # | task     | model       | reverse | exact match | char accuracy | 1-NN char accuracy | majority char accuracy |
+    # |----------|-------------|---------|-------------|---------------|--------------------|------------------------|
+    # | reversal | lstm        | no      | 0.991       | 0.997         | 0.743              | 0.107                  |
+    # | reversal | lstm        | yes     | 0.991       | 0.997         | 0.743              | 0.107                  |
+    # | sorting  | lstm        | no      | 1.000       | 1.000         | 0.594              | 0.266                  |
+    # | sorting  | transformer | no      | 0.993       | 0.998         | 0.594              | 0.266                  |
+    #
+    # Reversing the input of the reversal task turns it into copying; at 50
+    # epochs both directions have learned it.
+
     def report(self, model, data, run_dir, config):
         from dlrecipes.models.seq2seq import seq2seq_report
 

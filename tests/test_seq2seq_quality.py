@@ -16,6 +16,7 @@ pytestmark = pytest.mark.slow
 
 RESULTS = results_table(s2s, first_column="model")
 REVERSAL = results_table(s2s, first_column="lstm, 15 epochs")
+TASKS = results_table(s2s, first_column="task")
 
 
 def _run(tmp_path, tag, *flags):
@@ -88,3 +89,22 @@ def test_reversal_helps_the_plain_lstm(tmp_path):
                     for f, b in zip(scores["forward"], scores["reversed"])])
     assert gain >= 0.1, gain
 
+
+
+def test_reversal_and_sorting(tmp_path):
+    """The other two tasks with their defaults (five characters): the
+    table to the printed digit, each run above both baselines."""
+    for row in TASKS:
+        flags = ["--task", row["task"], "--model", row["model"]]
+        if row["reverse"] == "yes":
+            flags.append("--reverse")
+        got = _run(tmp_path, "".join(flags), *flags)
+        for column, key in (("exact match", "test_exact_match"),
+                            ("char accuracy", "test_char_accuracy"),
+                            ("1-NN char accuracy", "test_1nn_char_accuracy"),
+                            ("majority char accuracy",
+                             "test_majority_char_accuracy")):
+            _check(got[key], row[column])
+        assert got["test_char_accuracy"] > max(
+            got["test_1nn_char_accuracy"], got["test_majority_char_accuracy"])
+        assert got["test_exact_match"] >= 0.99
