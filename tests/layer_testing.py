@@ -53,6 +53,25 @@ def random_input(shape, dtype="float32", seed=0, maxval=10):
     return rng.standard_normal(shape).astype(dtype)
 
 
+def layer_norm_reference(x, norm):
+    """A `LayerNormalization` layer's math in numpy, from its weights."""
+    gamma, beta = (keras.ops.convert_to_numpy(w)
+                   for w in (norm.gamma, norm.beta))
+    mean = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
+
+
+def randomize_weights(layer, seed=5):
+    """Random weights for a numeric test; layer-norm scales near 1 and
+    biases away from 0, so that the test sees them."""
+    rng = np.random.default_rng(seed)
+    layer.set_weights([
+        (0.5 * rng.standard_normal(w.shape)
+         + (1.0 if "gamma" in w.path else 0.0)).astype("float32")
+        for w in layer.weights])
+
+
 def _shape_of(x):
     return tuple(int(d) for d in keras.ops.shape(x))
 

@@ -12,7 +12,8 @@ import pytest
 
 import dlrecipes
 from dlrecipes.layers import TransformerDecoder
-from layer_testing import run_layer_test
+from layer_testing import (layer_norm_reference, randomize_weights,
+                           run_layer_test)
 
 pytestmark = pytest.mark.backends
 
@@ -24,13 +25,6 @@ def _np(x):
 def _random(shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape).astype(
         "float32")
-
-
-def _layer_norm(x, norm):
-    gamma, beta = (_np(w) for w in (norm.gamma, norm.beta))
-    mean = x.mean(-1, keepdims=True)
-    var = x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
 
 
 def _attention(q, k, v, allowed, out_kernel, out_bias):
@@ -52,10 +46,12 @@ def _reference(layer, x, memory=None, dec_padding=None, enc_padding=None,
     b, t = x.shape[:2]
 
     def sub_block(h, norm, fn):
-        a = _layer_norm(h, norm) if layer.normalize_first else h
+        a = layer_norm_reference(h, norm) if layer.normalize_first else h
         out, probs = fn(a)
         h = h + out
-        return (h if layer.normalize_first else _layer_norm(h, norm)), probs
+        if not layer.normalize_first:
+            h = layer_norm_reference(h, norm)
+        return h, probs
 
     def self_attention(a):
         qkv = np.einsum("btd,dsnh->btsnh", a, _np(layer._qkv.kernel))
@@ -97,14 +93,6 @@ def _reference(layer, x, memory=None, dec_padding=None, enc_padding=None,
     return h, self_probs, cross_probs
 
 
-def _randomize_weights(layer, seed=5):
-    rng = np.random.default_rng(seed)
-    layer.set_weights([
-        (0.5 * rng.standard_normal(w.shape)
-         + (1.0 if "gamma" in w.path else 0.0)).astype("float32")
-        for w in layer.weights])
-
-
 def _decoder(**kwargs):
     return TransformerDecoder(**{**dict(num_heads=2, intermediate_dim=12,
                                         dropout=0.0, activation="relu"),
@@ -129,7 +117,7 @@ def test_matches_keras_hub_math(normalize_first, cross, use_padding):
         if cross:
             masks["encoder_padding_mask"] = enc_pad
     layer(*args)
-    _randomize_weights(layer)
+    randomize_weights(layer)
     fused = _np(layer(*args, **masks))
     explicit = layer(*args, return_attention_scores=True, **masks)
     expected, self_probs, cross_probs = _reference(
@@ -151,7 +139,7 @@ def test_use_causal_mask_false_matches_bidirectional_math():
     layer = _decoder()
     x, memory = _random((2, 6, 8), seed=3), _random((2, 4, 8), seed=4)
     layer(x, memory)
-    _randomize_weights(layer)
+    randomize_weights(layer)
     got = _np(layer(x, memory, use_causal_mask=False))
     expected = _reference(layer, x, memory, causal=False)[0]
     np.testing.assert_allclose(got, expected, atol=1e-4)

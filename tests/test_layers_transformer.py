@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from dlrecipes.layers import (PositionEmbedding, SinePositionEncoding,
                               TokenAndPositionEmbedding, TransformerEncoder)
-from layer_testing import SHAPE_EXAMPLES, run_layer_test, variants
+from layer_testing import (SHAPE_EXAMPLES, layer_norm_reference,
+                           randomize_weights, run_layer_test, variants)
 
 pytestmark = pytest.mark.backends
 
@@ -44,19 +45,13 @@ def test_transformer_encoder_layer():
 
 # --- numpy reference forward pass --------------------------------------------
 
-def _layer_norm(x, norm):
-    gamma, beta = (_np(w) for w in (norm.gamma, norm.beta))
-    mean = x.mean(-1, keepdims=True)
-    var = x.var(-1, keepdims=True)
-    return (x - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
-
-
 def _reference(layer, x, padding_mask=None):
     """The encoder's math in numpy, from the layer's own weights."""
     heads = layer.num_heads
     head_dim = x.shape[-1] // heads
     h = x.astype("float64")
-    a = _layer_norm(h, layer._attention_norm) if layer.normalize_first else h
+    a = (layer_norm_reference(h, layer._attention_norm)
+         if layer.normalize_first else h)
     qkv = np.einsum("btd,dsnh->btsnh", a, _np(layer._qkv.kernel))
     if layer.use_bias:
         qkv = qkv + _np(layer._qkv.bias)
@@ -77,8 +72,9 @@ def _reference(layer, x, padding_mask=None):
         o = o + _np(layer._attention_output.bias)
     h = h + o
     if not layer.normalize_first:
-        h = _layer_norm(h, layer._attention_norm)
-    f = _layer_norm(h, layer._ffn_norm) if layer.normalize_first else h
+        h = layer_norm_reference(h, layer._attention_norm)
+    f = (layer_norm_reference(h, layer._ffn_norm)
+         if layer.normalize_first else h)
     f = f @ _np(layer._ffn_intermediate.kernel)
     if layer.use_bias:
         f = f + _np(layer._ffn_intermediate.bias)
@@ -88,17 +84,8 @@ def _reference(layer, x, padding_mask=None):
         f = f + _np(layer._ffn_output.bias)
     h = h + f
     if not layer.normalize_first:
-        h = _layer_norm(h, layer._ffn_norm)
+        h = layer_norm_reference(h, layer._ffn_norm)
     return h, probs
-
-
-def _randomize_weights(layer, seed=5):
-    # Non-trivial layer-norm scales and biases, so the test sees them.
-    rng = np.random.default_rng(seed)
-    layer.set_weights([
-        (0.5 * rng.standard_normal(w.shape)
-         + (1.0 if "gamma" in w.path else 0.0)).astype("float32")
-        for w in layer.weights])
 
 
 @pytest.mark.parametrize("norm_first", [False, True])
@@ -113,7 +100,7 @@ def test_matches_numpy_reference(norm_first, causal, use_padding):
     if use_padding:
         padding = np.array([[1] * 7, [1] * 4 + [0] * 3], "int32")
     layer(x)
-    _randomize_weights(layer)
+    randomize_weights(layer)
     out = _np(layer(x, padding_mask=padding))
     # The explicit path (attention probabilities returned) computes the
     # same outputs as the fused kernel.
