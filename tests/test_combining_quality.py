@@ -142,6 +142,7 @@ def test_distilled_student_beats_the_scratch_student(resnet_ensemble,
         assert taught["params"] == plain["params"]
         scratch.append(plain["test_accuracy"])
         distilled.append(taught["test_accuracy"])
+    assert teacher["test_accuracy"] > max(scratch)
     gains = [d - s for d, s in zip(distilled, scratch)]
     assert all(g > 0 for g in gains), (scratch, distilled)
     assert sum(gains) / len(gains) >= DISTILLATION_GAP / 2, (scratch,
